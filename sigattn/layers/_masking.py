@@ -1,0 +1,105 @@
+"""Masked statistics over the time axis and input validation shared by every layer.
+
+Shapes follow the house convention: ``x`` is ``(B, C, T)`` (or ``(B, C, H, W)``, where the last two axes are
+pooled together and masking is not defined), ``lengths`` is an optional ``LongTensor (B,)`` of valid time
+steps. Every statistic here ignores padded steps exactly, so a padded item gives what it gives alone.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "check_input",
+    "lengths_to_mask",
+    "masked_max",
+    "masked_mean",
+    "masked_mean_std",
+    "masked_softmax",
+]
+
+
+def lengths_to_mask(lengths: Tensor | None, max_len: int, like: Tensor) -> Tensor | None:
+    """Boolean mask ``(B, 1, T)``, True on valid steps; ``None`` when ``lengths`` is ``None``."""
+    if lengths is None:
+        return None
+    steps = torch.arange(max_len, device=like.device)
+    return (steps[None, :] < lengths.to(like.device)[:, None]).unsqueeze(1)
+
+
+def masked_mean(x: Tensor, mask: Tensor | None) -> Tensor:
+    """Mean over the last axis of ``(B, C, T)`` with a ``(B, 1, T)`` mask -> ``(B, C, 1)``."""
+    if mask is None:
+        return x.mean(dim=-1, keepdim=True)
+    w = mask.to(x.dtype)
+    return (x * w).sum(dim=-1, keepdim=True) / w.sum(dim=-1, keepdim=True).clamp_min(1.0)
+
+
+def masked_mean_std(x: Tensor, mask: Tensor | None, eps: float = 1e-12) -> tuple[Tensor, Tensor]:
+    """Mean and (biased) standard deviation over the last axis, masked -> two ``(B, C, 1)``.
+
+    ``std = sqrt(clamp(E[(x - mean)^2], eps))``, the form ECAPA-TDNN uses; the centred second moment is
+    computed in two passes for accuracy.
+    """
+    mean = masked_mean(x, mask)
+    sq = (x - mean).pow(2)
+    var = masked_mean(sq, mask)
+    return mean, var.clamp_min(eps).sqrt()
+
+
+def masked_max(x: Tensor, mask: Tensor | None) -> Tensor:
+    """Max over the last axis, padded steps excluded -> ``(B, C, 1)``."""
+    if mask is None:
+        return x.amax(dim=-1, keepdim=True)
+    fill = torch.finfo(x.dtype).min
+    return x.masked_fill(~mask, fill).amax(dim=-1, keepdim=True)
+
+
+def masked_softmax(scores: Tensor, mask: Tensor | None, dim: int = -1) -> Tensor:
+    """Softmax along ``dim`` with padded positions given exactly zero weight."""
+    if mask is None:
+        return torch.softmax(scores, dim=dim)
+    fill = torch.finfo(scores.dtype).min
+    return torch.softmax(scores.masked_fill(~mask, fill), dim=dim)
+
+
+def check_input(
+    x: Tensor,
+    channels: int | None,
+    lengths: Tensor | None = None,
+    *,
+    ranks: tuple[int, ...] = (3,),
+    check_finite: bool = False,
+    name: str = "layer",
+) -> None:
+    """Raise a ``ValueError`` that names the problem when ``x``/``lengths`` do not fit the layer.
+
+    Checks rank, channel count (axis 1), ``lengths`` shape, dtype and range, and optionally finiteness
+    (off by default for speed: it forces a device sync). Skipped under TorchScript/compile tracing.
+    """
+    if torch.jit.is_scripting() or torch.compiler.is_compiling():
+        return
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name}: expected a torch.Tensor, got {type(x).__name__}")
+    if x.dim() not in ranks:
+        want = " or ".join(f"{r}-D" for r in ranks)
+        raise ValueError(f"{name}: expected a {want} input (B, C, T...), got shape {tuple(x.shape)}")
+    if channels is not None and x.shape[1] != channels:
+        raise ValueError(
+            f"{name}: built for {channels} channels, got {x.shape[1]} in input of shape {tuple(x.shape)}"
+        )
+    if lengths is not None:
+        if x.dim() != 3:
+            raise ValueError(f"{name}: lengths is only defined for (B, C, T) input, got shape {tuple(x.shape)}")
+        if not isinstance(lengths, Tensor) or lengths.dim() != 1 or lengths.shape[0] != x.shape[0]:
+            shape = tuple(lengths.shape) if isinstance(lengths, Tensor) else type(lengths).__name__
+            raise ValueError(f"{name}: lengths must be a 1-D tensor of size B={x.shape[0]}, got {shape}")
+        if lengths.dtype.is_floating_point or lengths.dtype == torch.bool:
+            raise ValueError(f"{name}: lengths must be an integer tensor of valid steps, got {lengths.dtype}")
+        lo, hi = int(lengths.min()), int(lengths.max())
+        if lo < 1 or hi > x.shape[-1]:
+            raise ValueError(f"{name}: lengths must lie in [1, T={x.shape[-1]}], got values in [{lo}, {hi}]")
+    if check_finite and not bool(torch.isfinite(x).all()):
+        idx = tuple(int(i) for i in (~torch.isfinite(x)).nonzero()[0])
+        raise ValueError(f"{name}: input has NaN/Inf, first at index {idx}")
