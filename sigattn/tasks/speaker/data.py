@@ -1,0 +1,361 @@
+"""Speaker-verification data: manifests, trial lists, audio loading, crops and feature datasets.
+
+Manifests come from a VoxCeleb-style folder (``<speaker>/<session>/<utt>.wav``), a Kaldi ``wav.scp`` +
+``utt2spk`` pair or a CSV (``path,speaker[,utt]``); trial lists use the VoxCeleb format (``label path1 path2``,
+e.g. ``veri_test2.txt``, Nagrani et al., "VoxCeleb", Interspeech 2017). Every error names the file, and for
+list files the line number.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+__all__ = [
+    "AUDIO_EXTENSIONS",
+    "CropDataset",
+    "Item",
+    "UtteranceDataset",
+    "all_pair_trials",
+    "crop_or_pad",
+    "extract_fbank",
+    "load_audio",
+    "manifest_from_csv",
+    "manifest_from_folder",
+    "manifest_from_kaldi",
+    "read_trials",
+    "write_manifest_csv",
+]
+
+log = logging.getLogger(__name__)
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
+
+
+@dataclass(frozen=True)
+class Item:
+    """One utterance: ``path`` (or an in-memory key), ``speaker`` label and an ``utt`` id."""
+
+    path: str
+    speaker: str
+    utt: str
+
+
+def manifest_from_folder(
+    root: str | Path, speaker_from: str = "dir", extensions=AUDIO_EXTENSIONS
+) -> list[Item]:
+    """All audio files under ``root``, sorted, with the speaker taken from the first folder level.
+
+    Args:
+        root: VoxCeleb-style ``<speaker>/<session>/<utt>.wav`` (or ``<speaker>/<utt>.flac``) tree.
+        speaker_from: ``"dir"`` (first folder under ``root``) or ``"filename"`` (text before the first ``-``,
+            LibriSpeech ``<speaker>-<chapter>-<utt>.flac`` in a flat folder).
+
+    Example:
+        >>> manifest_from_folder("data/voxceleb1/wav")  # doctest: +SKIP
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"manifest_from_folder: {root} is not a folder")
+    if speaker_from not in ("dir", "filename"):
+        raise ValueError(f"speaker_from must be 'dir' or 'filename', got {speaker_from!r}")
+    items = []
+    for p in sorted(root.rglob("*")):
+        if p.suffix.lower() not in extensions or not p.is_file():
+            continue
+        rel = p.relative_to(root)
+        if speaker_from == "dir":
+            if len(rel.parts) < 2:
+                raise ValueError(
+                    f"{p}: expected <speaker>/.../<utt> under {root}, found a file at the top level"
+                )
+            spk = rel.parts[0]
+        else:
+            spk = p.stem.split("-")[0]
+        items.append(Item(str(p), spk, rel.with_suffix("").as_posix()))
+    if not items:
+        raise ValueError(f"manifest_from_folder: no audio files ({', '.join(extensions)}) under {root}")
+    return items
+
+
+def _read_kv(path: Path) -> dict[str, str]:
+    out: dict[str, str] = {}
+    with open(path) as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            parts = line.strip().split(maxsplit=1)
+            if len(parts) != 2:
+                raise ValueError(f"{path}:{n}: expected '<utt-id> <value>', got {line.strip()!r}")
+            if parts[0] in out:
+                raise ValueError(f"{path}:{n}: duplicate utterance id {parts[0]!r}")
+            out[parts[0]] = parts[1]
+    return out
+
+
+def manifest_from_kaldi(wav_scp: str | Path, utt2spk: str | Path) -> list[Item]:
+    """Manifest from a Kaldi data folder's ``wav.scp`` (``utt path``) and ``utt2spk`` (``utt speaker``).
+
+    Piped commands (``... |``) are rejected: sigattn reads files, it never runs commands from data lists.
+    """
+    wav_scp, utt2spk = Path(wav_scp), Path(utt2spk)
+    wavs, spks = _read_kv(wav_scp), _read_kv(utt2spk)
+    items = []
+    for n, (utt, path) in enumerate(wavs.items(), 1):
+        if path.endswith("|"):
+            raise ValueError(
+                f"{wav_scp}:{n}: piped commands are not supported ({path!r}); convert to files first"
+            )
+        if utt not in spks:
+            raise ValueError(f"{wav_scp}:{n}: utterance {utt!r} has no speaker in {utt2spk}")
+        p = Path(path)
+        items.append(Item(str(p if p.is_absolute() else wav_scp.parent / p), spks[utt], utt))
+    return items
+
+
+def manifest_from_csv(path: str | Path) -> list[Item]:
+    """Manifest from a CSV with a header ``path,speaker[,utt]``; relative paths are relative to the CSV."""
+    path = Path(path)
+    items = []
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        missing = {"path", "speaker"} - set(reader.fieldnames or [])
+        if missing:
+            raise ValueError(f"{path}:1: header must contain path,speaker[,utt]; missing {sorted(missing)}")
+        for n, row in enumerate(reader, 2):
+            if not row["path"] or not row["speaker"]:
+                raise ValueError(f"{path}:{n}: empty path or speaker in {row}")
+            p = Path(row["path"])
+            p = p if p.is_absolute() else path.parent / p
+            items.append(Item(str(p), row["speaker"], row.get("utt") or Path(row["path"]).stem))
+    return items
+
+
+def write_manifest_csv(items: list[Item], path: str | Path) -> Path:
+    """Write ``items`` as a ``path,speaker,utt`` CSV (the format :func:`manifest_from_csv` reads)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "speaker", "utt"])
+        for it in items:
+            w.writerow([it.path, it.speaker, it.utt])
+    return path
+
+
+def read_trials(
+    path: str | Path, root: str | Path | None = None, check_files: bool = True
+) -> list[tuple[int, str, str]]:
+    """Read a VoxCeleb trial list: one ``label path1 path2`` per line (label 1 = same speaker, 0 = different).
+
+    Args:
+        path: the list file. root: folder the relative paths are under (default: the list's folder).
+        check_files: verify every named file exists; all missing files are reported with their line numbers.
+
+    Returns:
+        ``[(label, abs_path1, abs_path2), ...]``.
+    """
+    path = Path(path)
+    base = Path(root) if root is not None else path.parent
+    trials, missing = [], []
+    with open(path) as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            parts = line.split()
+            if len(parts) != 3 or parts[0] not in ("0", "1"):
+                raise ValueError(
+                    f"{path}:{n}: expected 'label path1 path2' with label 0 or 1, got {line.strip()!r}"
+                )
+            a, b = (str(base / p) for p in parts[1:])
+            if check_files:
+                missing += [f"line {n}: {p}" for p in (a, b) if not Path(p).is_file()]
+            trials.append((int(parts[0]), a, b))
+    if missing:
+        shown = "; ".join(missing[:10]) + (f"; ... ({len(missing)} in all)" if len(missing) > 10 else "")
+        raise FileNotFoundError(f"{path}: trial list names missing files: {shown}")
+    if not trials:
+        raise ValueError(f"{path}: trial list is empty")
+    return trials
+
+
+def all_pair_trials(items: list[Item]) -> list[tuple[int, str, str]]:
+    """Every unordered pair of distinct utterances as a trial (n(n-1)/2; 4,950 for 100 utterances)."""
+    return [
+        (int(items[i].speaker == items[j].speaker), items[i].path, items[j].path)
+        for i in range(len(items))
+        for j in range(i + 1, len(items))
+    ]
+
+
+def load_audio(path: str | Path, sample_rate: int = 16000, resample: bool = True) -> np.ndarray:
+    """Read an audio file as mono float32 at ``sample_rate`` (multi-channel files are averaged).
+
+    Args:
+        resample: resample other rates with a polyphase filter; ``False`` rejects them with a ``ValueError``.
+
+    Raises:
+        FileNotFoundError / ValueError naming the file when it is missing, unreadable, empty or corrupt.
+    """
+    import soundfile as sf
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"audio file not found: {path}")
+    try:
+        wave, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception as e:  # soundfile raises LibsndfileError/RuntimeError/TypeError depending on the damage
+        raise ValueError(f"cannot read audio file {path}: {e}") from e
+    if wave.shape[0] == 0:
+        raise ValueError(f"audio file {path} has no samples")
+    wave = wave.mean(axis=1)
+    if not np.all(np.isfinite(wave)):
+        raise ValueError(f"audio file {path} contains NaN/Inf samples")
+    if sr != sample_rate:
+        if not resample:
+            raise ValueError(f"{path}: sample rate {sr} Hz, expected {sample_rate} Hz (resample=False)")
+        from math import gcd
+
+        from scipy.signal import resample_poly
+
+        g = gcd(int(sr), int(sample_rate))
+        wave = resample_poly(wave, sample_rate // g, int(sr) // g).astype(np.float32)
+    return np.ascontiguousarray(wave, dtype=np.float32)
+
+
+def crop_or_pad(
+    wave: np.ndarray,
+    n: int,
+    rng: np.random.Generator | None = None,
+    short: str = "repeat",
+    name: str = "clip",
+) -> np.ndarray:
+    """A crop of exactly ``n`` samples: random start when ``rng`` is given, else centred.
+
+    Args:
+        short: what to do with clips shorter than ``n``: ``"repeat"`` (tile the clip, as WeSpeaker and
+            voxceleb_trainer do), ``"pad"`` (zeros at the end) or ``"reject"`` (``ValueError`` naming ``name``).
+    """
+    m = wave.shape[-1]
+    if m < n:
+        if short == "reject":
+            raise ValueError(f"{name}: {m} samples, shorter than the {n} required (short='reject')")
+        if short == "pad":
+            return np.pad(wave, (0, n - m))
+        if short != "repeat":
+            raise ValueError(f"short must be 'repeat', 'pad' or 'reject', got {short!r}")
+        return np.tile(wave, -(-n // m))[:n]
+    start = int(rng.integers(0, m - n + 1)) if rng is not None else (m - n) // 2
+    return wave[start : start + n]
+
+
+def extract_fbank(
+    wave: np.ndarray, sample_rate: int = 16000, num_mel_bins: int = 80, dither: float = 0.0, seed=None
+):
+    """Kaldi fbank ``(bins, frames)`` float32 of a waveform in [-1, 1] (scaled by 2^15 like WeSpeaker), with
+    sentence mean normalisation (CMN, no variance normalisation)."""
+    from sigattn.features import fbank
+
+    x = np.asarray(wave, dtype=np.float32) * 32768.0
+    feats = fbank(x, sample_rate=sample_rate, num_mel_bins=num_mel_bins, dither=dither, seed=seed).T
+    return np.ascontiguousarray(feats - feats.mean(axis=1, keepdims=True), dtype=np.float32)
+
+
+class CropDataset(Dataset):
+    """Training crops: each item is ``(feats (bins, frames), label)`` from a random crop of one utterance.
+
+    Args:
+        sources: list of file paths or 1-D float arrays (in-memory waveforms).
+        labels: integer class per source.
+        crop_seconds: crop length. sample_rate: expected rate (files at other rates are resampled).
+        augment: optional callable ``(wave, rng) -> wave`` (see ``sigattn.tasks.speaker.augment``).
+        spec_augment: optional callable ``(feats, rng) -> feats``.
+        short: policy for clips shorter than the crop (:func:`crop_or_pad`).
+        epoch_size: items per epoch (default: one crop per source).
+        seed: base seed; item ``i`` of epoch ``e`` uses a generator seeded by ``(seed, e, i)``.
+    """
+
+    def __init__(self, sources, labels, crop_seconds=2.0, sample_rate=16000, augment=None, spec_augment=None,
+                 short="repeat", epoch_size=None, num_mel_bins=80, dither=0.0, seed=0) -> None:  # fmt: skip
+        if len(sources) != len(labels):
+            raise ValueError(f"CropDataset: {len(sources)} sources but {len(labels)} labels")
+        if len(sources) == 0:
+            raise ValueError("CropDataset: no training utterances")
+        self.sources, self.labels = list(sources), np.asarray(labels, dtype=np.int64)
+        self.crop = int(round(crop_seconds * sample_rate))
+        self.sample_rate, self.augment, self.spec_augment = sample_rate, augment, spec_augment
+        self.short, self.num_mel_bins, self.dither, self.seed = short, num_mel_bins, dither, seed
+        self.epoch_size = int(epoch_size or len(self.sources))
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Change the random crops (called by the engine when available)."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.epoch_size
+
+    def _wave(self, j: int) -> np.ndarray:
+        s = self.sources[j]
+        return (
+            load_audio(s, self.sample_rate) if isinstance(s, (str, Path)) else np.asarray(s, dtype=np.float32)
+        )
+
+    def __getitem__(self, i: int):
+        rng = np.random.default_rng([self.seed, self.epoch, i])
+        j = (
+            i % len(self.sources)
+            if self.epoch_size == len(self.sources)
+            else int(rng.integers(len(self.sources)))
+        )
+        name = str(self.sources[j]) if isinstance(self.sources[j], (str, Path)) else f"source {j}"
+        wave = crop_or_pad(self._wave(j), self.crop, rng, self.short, name)
+        if self.augment is not None:
+            wave = self.augment(wave, rng)
+        feats = extract_fbank(
+            wave, self.sample_rate, self.num_mel_bins, self.dither, int(rng.integers(2**31))
+        )
+        if self.spec_augment is not None:
+            feats = self.spec_augment(feats, rng)
+        return torch.from_numpy(feats), int(self.labels[j])
+
+
+class UtteranceDataset(Dataset):
+    """Whole utterances for embedding extraction: item ``i`` is ``(feats (bins, frames), i)``.
+
+    Features are computed once and cached (evaluation sets are small; pass ``cache=False`` otherwise).
+    ``max_seconds`` caps very long files (centre crop), as embeddings gain little past ~30 s.
+    """
+
+    def __init__(self, sources, sample_rate=16000, num_mel_bins=80, max_seconds=None, min_seconds=0.5,
+                 short="pad", cache=True) -> None:  # fmt: skip
+        self.sources, self.sample_rate, self.num_mel_bins = list(sources), sample_rate, num_mel_bins
+        self.max_samples = None if max_seconds is None else int(max_seconds * sample_rate)
+        self.min_samples, self.short = int(min_seconds * sample_rate), short
+        self._cache: dict[int, torch.Tensor] | None = {} if cache else None
+
+    def __len__(self) -> int:
+        return len(self.sources)
+
+    def __getitem__(self, i: int):
+        if self._cache is not None and i in self._cache:
+            return self._cache[i], i
+        s = self.sources[i]
+        wave = (
+            load_audio(s, self.sample_rate) if isinstance(s, (str, Path)) else np.asarray(s, dtype=np.float32)
+        )
+        if wave.shape[0] < self.min_samples:
+            wave = crop_or_pad(
+                wave, self.min_samples, None, self.short, str(s) if isinstance(s, str) else f"item {i}"
+            )
+        if self.max_samples is not None and wave.shape[0] > self.max_samples:
+            wave = crop_or_pad(wave, self.max_samples)
+        feats = torch.from_numpy(extract_fbank(wave, self.sample_rate, self.num_mel_bins))
+        if self._cache is not None:
+            self._cache[i] = feats
+        return feats, i
