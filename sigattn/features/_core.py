@@ -1,0 +1,86 @@
+"""Numba set-up and input validation shared by every feature kernel.
+
+Numba's threading layer is chosen here, before any parallel kernel runs. The pip numba wheel picks GNU
+OpenMP (``omp``), which is not fork safe: once a ``parallel=True`` kernel has run in a process, a forked
+child (a ``DataLoader`` worker) aborts with "fork() called from a process already using GNU OpenMP".
+Unless the user has chosen a layer (``NUMBA_THREADING_LAYER``), sigattn selects ``workqueue``, which is
+fork safe but not thread safe; the public wrappers therefore run parallel kernels under :data:`KERNEL_LOCK`,
+so concurrent calls from several Python threads are serialised instead of aborting.
+
+The kernel cache (``cache=True``) lives in ``NUMBA_CACHE_DIR`` when set (the Makefile points it to
+``.cache/numba``); otherwise numba uses ``__pycache__`` beside the sources.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import numba
+import numpy as np
+
+__all__ = ["KERNEL_LOCK", "as_float_array", "check_finite", "threading_layer", "warmup"]
+
+if not os.environ.get("NUMBA_THREADING_LAYER") and numba.config.THREADING_LAYER == "default":
+    numba.config.THREADING_LAYER = "workqueue"
+
+KERNEL_LOCK = threading.RLock()
+
+
+def threading_layer() -> str:
+    """The numba threading layer configured (``"workqueue"`` unless the user chose another)."""
+    return str(numba.config.THREADING_LAYER)
+
+
+def check_finite(x: np.ndarray, name: str) -> None:
+    """Raise ``ValueError`` naming the first NaN/Inf index of ``x``."""
+    if not np.isfinite(x).all():
+        bad = np.argwhere(~np.isfinite(x))[0]
+        idx = tuple(int(i) for i in bad)
+        raise ValueError(
+            f"{name} contains a non-finite value ({x[idx]}) at index {idx if len(idx) > 1 else idx[0]}"
+        )
+
+
+def as_float_array(
+    x: object,
+    name: str,
+    ndims: tuple[int, ...],
+    dtypes: tuple[type, ...] = (np.float32, np.float64),
+    allow_int16: bool = False,
+) -> np.ndarray:
+    """Validate a numpy array: real floating dtype, rank in ``ndims``, finite values; return it C-contiguous.
+
+    Tensors are not accepted silently: pass ``tensor.numpy()``. int16 arrays are converted to float32 when
+    ``allow_int16`` (their scale is kept: values stay in [-32768, 32767]).
+    """
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{name} must be a numpy ndarray, got {type(x).__name__}")
+    if allow_int16 and x.dtype == np.int16:
+        x = x.astype(np.float32)
+    if x.dtype not in [np.dtype(d) for d in dtypes]:
+        want = ", ".join(np.dtype(d).name for d in dtypes)
+        raise TypeError(f"{name} must have dtype {want}, got {x.dtype}")
+    if x.ndim not in ndims:
+        want = " or ".join(f"{d}-D" for d in ndims)
+        raise ValueError(f"{name} must be {want}, got shape {tuple(x.shape)}")
+    check_finite(x, name)
+    return np.ascontiguousarray(x)
+
+
+def warmup() -> None:
+    """Compile (or load from the cache) every feature kernel once, on tiny inputs."""
+    from .alignment import euclidean_alignment
+    from .epochs import epochs_from_events
+    from .fbank import fbank
+    from .filters import fir_filter, iir_filter
+    from .resample import resample_poly
+
+    rng = np.random.default_rng(0)
+    fbank(rng.standard_normal(800).astype(np.float32))
+    x = rng.standard_normal((2, 400))
+    iir_filter(x, 100.0, 8.0, 30.0)
+    fir_filter(x, 100.0, 8.0, 30.0)
+    resample_poly(x, 2, 3)
+    epochs_from_events(x, np.array([[100, 0, 1]]), 100.0, 0.0, 0.5)
+    euclidean_alignment(rng.standard_normal((3, 2, 50)))

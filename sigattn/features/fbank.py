@@ -1,0 +1,365 @@
+"""Kaldi-compatible log-mel filterbank features as Numba kernels.
+
+Semantics and defaults follow Kaldi's ``compute-fbank-feats`` as ported by ``torchaudio.compliance.kaldi.fbank``
+(D. Povey et al., "The Kaldi Speech Recognition Toolkit", ASRU 2011), except ``num_mel_bins=80``. The pipeline
+per frame is: dither, DC removal, raw log-energy, pre-emphasis, window, zero-pad to a power of two, real FFT,
+power spectrum, sparse triangular mel banks (linear in mel, Nyquist bin weight 0), log.
+
+Two Numba kernels do the framing and the mel/log step; the FFT between them is ``torch.fft.rfft`` on the
+frame matrix (Numba has no FFT). Framing and mel sums run in float64 and store float32 (or float64 with
+``dtype="float64"``, an oracle mode).
+
+Input scale: Kaldi assumes int16-scale samples (|x| <= 32768), torchaudio and kaldi-native-fbank take what
+they are given. Features of a waveform in [-1, 1] equal those of the int16-scaled waveform minus
+2 ln(32768) = 20.7944 in every log-mel bin (exact at ``dither=0``; with dither the noise is not rescaled).
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+
+import numpy as np
+import torch
+from numba import njit, prange
+
+from ._core import KERNEL_LOCK, as_float_array
+
+__all__ = ["FLT_EPSILON", "fbank", "fbank_batch", "frame_params", "mel_banks", "window_function"]
+
+FLT_EPSILON = 1.1920928955078125e-07
+WINDOWS = ("povey", "hanning", "hamming", "rectangular", "blackman")
+
+
+def frame_params(sample_rate: float, frame_length: float, frame_shift: float, round_to_power_of_two: bool):
+    """``(window_size, window_shift, padded_size)`` in samples, as Kaldi computes them."""
+    size = int(sample_rate * frame_length * 0.001)
+    shift = int(sample_rate * frame_shift * 0.001)
+    if size < 2 or shift < 1:
+        raise ValueError(
+            f"frame_length={frame_length} ms / frame_shift={frame_shift} ms at {sample_rate} Hz give "
+            f"{size} / {shift} samples; need at least 2 / 1"
+        )
+    padded = 1 << (size - 1).bit_length() if round_to_power_of_two else size
+    return size, shift, padded
+
+
+def num_frames(n: int, size: int, shift: int, snip_edges: bool) -> int:
+    """Number of frames Kaldi extracts from ``n`` samples."""
+    if snip_edges:
+        return 0 if n < size else 1 + (n - size) // shift
+    return (n + shift // 2) // shift
+
+
+def window_function(window_type: str, size: int, blackman_coeff: float = 0.42) -> np.ndarray:
+    """Kaldi's analysis window of ``size`` samples (symmetric), float64."""
+    if window_type not in WINDOWS:
+        raise ValueError(f"window_type must be one of {WINDOWS}, got {window_type!r}")
+    a = 2 * math.pi / (size - 1)
+    i = np.arange(size, dtype=np.float64)
+    if window_type == "rectangular":
+        return np.ones(size)
+    if window_type == "hamming":
+        return 0.54 - 0.46 * np.cos(a * i)
+    if window_type == "blackman":
+        return blackman_coeff - 0.5 * np.cos(a * i) + (0.5 - blackman_coeff) * np.cos(2 * a * i)
+    hann = 0.5 - 0.5 * np.cos(a * i)
+    return hann**0.85 if window_type == "povey" else hann
+
+
+def _mel(f):
+    return 1127.0 * np.log(1.0 + np.asarray(f, dtype=np.float64) / 700.0)
+
+
+def mel_banks(
+    num_bins: int, padded_size: int, sample_rate: float, low_freq: float, high_freq: float
+) -> np.ndarray:
+    """Dense Kaldi mel weights ``(num_bins, padded_size // 2 + 1)`` float64 (last column, Nyquist, is 0).
+
+    ``high_freq <= 0`` is an offset from Nyquist. Triangles are linear in mel, ``mel(f) = 1127 ln(1 + f/700)``.
+    """
+    nyquist = 0.5 * sample_rate
+    high = high_freq + nyquist if high_freq <= 0.0 else high_freq
+    if not (0.0 <= low_freq < nyquist) or not (0.0 < high <= nyquist) or not (low_freq < high):
+        raise ValueError(
+            f"mel band edges low_freq={low_freq}, high_freq={high_freq} (-> {high}) must satisfy "
+            f"0 <= low < high <= Nyquist={nyquist}"
+        )
+    if num_bins < 3:
+        raise ValueError(f"num_mel_bins must be >= 3, got {num_bins}")
+    mel_low, mel_high = _mel(low_freq), _mel(high)
+    delta = (mel_high - mel_low) / (num_bins + 1)
+    b = np.arange(num_bins, dtype=np.float64)[:, None]
+    left, centre, right = mel_low + b * delta, mel_low + (b + 1) * delta, mel_low + (b + 2) * delta
+    mel = _mel(sample_rate / padded_size * np.arange(padded_size // 2))[None, :]
+    w = np.maximum(0.0, np.minimum((mel - left) / (centre - left), (right - mel) / (right - centre)))
+    return np.concatenate([w, np.zeros((num_bins, 1))], axis=1)
+
+
+def _sparse_banks(dense: np.ndarray):
+    nb = dense.shape[0]
+    offsets = np.zeros(nb, dtype=np.int64)
+    widths = np.zeros(nb, dtype=np.int64)
+    for m in range(nb):
+        nz = np.flatnonzero(dense[m])
+        if nz.size:
+            offsets[m], widths[m] = nz[0], nz[-1] - nz[0] + 1
+    weights = np.zeros((nb, max(1, int(widths.max()))), dtype=np.float64)
+    for m in range(nb):
+        weights[m, : widths[m]] = dense[m, offsets[m] : offsets[m] + widths[m]]
+    return offsets, widths, weights
+
+
+@njit(cache=True, parallel=True)
+def _frames_kernel(x, starts, lengths, frame_utt, frame_idx, first_offset, shift, size, noise, dither,
+                   remove_dc, preemph, window, raw_energy, out, energy):  # fmt: skip
+    n_frames = out.shape[0]
+    padded = out.shape[1]
+    for f in prange(n_frames):
+        u = frame_utt[f]
+        s0 = starts[u]
+        n = lengths[u]
+        buf = np.empty(size, dtype=np.float64)
+        begin = frame_idx[f] * shift + first_offset
+        for i in range(size):
+            j = begin + i
+            # Kaldi reflection without edge repeat: -1 -> 0, -2 -> 1, n -> n - 1.
+            while j < 0 or j >= n:
+                j = -j - 1 if j < 0 else 2 * n - 1 - j
+            buf[i] = x[s0 + j]
+        if dither != 0.0:
+            for i in range(size):
+                buf[i] += dither * noise[f, i]
+        if remove_dc:
+            mean = 0.0
+            for i in range(size):
+                mean += buf[i]
+            mean /= size
+            for i in range(size):
+                buf[i] -= mean
+        if raw_energy:
+            e = 0.0
+            for i in range(size):
+                e += buf[i] * buf[i]
+            energy[f] = e
+        if preemph != 0.0:
+            for i in range(size - 1, 0, -1):
+                buf[i] -= preemph * buf[i - 1]
+            buf[0] -= preemph * buf[0]
+        e = 0.0
+        for i in range(size):
+            v = buf[i] * window[i]
+            out[f, i] = v
+            e += v * v
+        if not raw_energy:
+            energy[f] = e
+        for i in range(size, padded):
+            out[f, i] = 0.0
+
+
+@njit(cache=True, parallel=True)
+def _mel_kernel(spec, offsets, widths, weights, use_power, use_log, energy, energy_col, log_floor, bins_first,
+                frame_utt, frame_idx, out):  # fmt: skip
+    n_frames = spec.shape[0]
+    nb = offsets.shape[0]
+    col0 = 1 if energy_col == 0 else 0
+    for f in prange(n_frames):
+        b = frame_utt[f]
+        t = frame_idx[f]
+        for m in range(nb):
+            acc = 0.0
+            o = offsets[m]
+            for k in range(widths[m]):
+                z = spec[f, o + k]
+                p = z.real * np.float64(z.real) + z.imag * np.float64(z.imag)
+                if not use_power:
+                    p = math.sqrt(p)
+                acc += weights[m, k] * p
+            if use_log:
+                acc = math.log(max(acc, 1.1920928955078125e-07))
+            if bins_first:
+                out[b, col0 + m, t] = acc
+            else:
+                out[b, t, col0 + m] = acc
+        if energy_col >= 0:
+            e = math.log(max(energy[f], 1.1920928955078125e-07))
+            e = max(e, log_floor)
+            if bins_first:
+                out[b, energy_col, t] = e
+            else:
+                out[b, t, energy_col] = e
+
+
+def _check_waveform(w: object, name: str) -> np.ndarray:
+    if isinstance(w, torch.Tensor):
+        raise TypeError(
+            f"{name} must be a numpy ndarray (use sigattn.features.Fbank for tensors), got a Tensor"
+        )
+    return as_float_array(w, name, ndims=(1,), allow_int16=True)
+
+
+def _run(waves, sample_rate, num_mel_bins, frame_length, frame_shift, dither, preemphasis_coefficient,
+         remove_dc_offset, window_type, blackman_coeff, round_to_power_of_two, snip_edges, low_freq, high_freq,
+         energy_floor, raw_energy, use_energy, htk_compat, use_log_fbank, use_power, subtract_mean, seed,
+         dtype, bins_first):  # fmt: skip
+    if sample_rate <= 0:
+        raise ValueError(f"sample_rate must be > 0, got {sample_rate}")
+    if dtype not in ("float32", "float64"):
+        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+    if dither < 0:
+        raise ValueError(f"dither must be >= 0, got {dither}")
+    size, shift, padded = frame_params(sample_rate, frame_length, frame_shift, round_to_power_of_two)
+    window = window_function(window_type, size, blackman_coeff)
+    dense = mel_banks(num_mel_bins, padded, sample_rate, low_freq, high_freq)
+    offsets, widths, weights = _sparse_banks(dense)
+    lens = np.array([w.shape[0] for w in waves], dtype=np.int64)
+    frames = np.array([num_frames(int(n), size, shift, snip_edges) for n in lens], dtype=np.int64)
+    for i, (n, nf) in enumerate(zip(lens, frames)):
+        if nf == 0:
+            raise ValueError(
+                f"waveform {i} has {n} samples, shorter than one frame ({size} samples = {frame_length} ms "
+                f"at {sample_rate} Hz)"
+            )
+    starts = np.zeros(len(waves), dtype=np.int64)
+    starts[1:] = np.cumsum(lens)[:-1]
+    flat = np.concatenate(waves).astype(np.float64, copy=False) if len(waves) > 1 else waves[0]
+    frame_utt = np.repeat(np.arange(len(waves), dtype=np.int64), frames)
+    frame_idx = np.concatenate([np.arange(nf, dtype=np.int64) for nf in frames])
+    total = int(frames.sum())
+    first_offset = 0 if snip_edges else shift // 2 - size // 2
+    noise = np.random.default_rng(seed).standard_normal((total, size)) if dither > 0 else np.zeros((1, 1))
+    ftype = np.float32 if dtype == "float32" else np.float64
+    buf = np.empty((total, padded), dtype=ftype)
+    energy = np.empty(total, dtype=np.float64)
+    n_out = num_mel_bins + (1 if use_energy else 0)
+    energy_col = (num_mel_bins if htk_compat else 0) if use_energy else -1
+    log_floor = math.log(energy_floor) if energy_floor > 0 else -np.inf
+    t_max = int(frames.max())
+    shape = (len(waves), n_out, t_max) if bins_first else (len(waves), t_max, n_out)
+    out = np.zeros(shape, dtype=ftype)
+    with KERNEL_LOCK:
+        _frames_kernel(flat, starts, lens, frame_utt, frame_idx, first_offset, shift, size, noise,
+                       float(dither), bool(remove_dc_offset), float(preemphasis_coefficient), window,
+                       bool(raw_energy), buf, energy)  # fmt: skip
+        spec = torch.fft.rfft(torch.from_numpy(buf), dim=-1).numpy()
+        _mel_kernel(spec, offsets, widths, weights, bool(use_power), bool(use_log_fbank), energy, energy_col,
+                    log_floor, bool(bins_first), frame_utt, frame_idx, out)  # fmt: skip
+    if subtract_mean:
+        for b, nf in enumerate(frames):
+            item = out[b, :, :nf] if bins_first else out[b, :nf]
+            item -= item.mean(axis=-1 if bins_first else 0, keepdims=True)
+    return out, frames
+
+
+def fbank(
+    waveform: np.ndarray,
+    sample_rate: float = 16000,
+    num_mel_bins: int = 80,
+    frame_length: float = 25.0,
+    frame_shift: float = 10.0,
+    dither: float = 0.0,
+    preemphasis_coefficient: float = 0.97,
+    remove_dc_offset: bool = True,
+    window_type: str = "povey",
+    blackman_coeff: float = 0.42,
+    round_to_power_of_two: bool = True,
+    snip_edges: bool = True,
+    low_freq: float = 20.0,
+    high_freq: float = 0.0,
+    energy_floor: float = 1.0,
+    raw_energy: bool = True,
+    use_energy: bool = False,
+    htk_compat: bool = False,
+    use_log_fbank: bool = True,
+    use_power: bool = True,
+    subtract_mean: bool = False,
+    seed: int | None = None,
+    dtype: str = "float32",
+) -> np.ndarray:
+    """Kaldi log-mel filterbank of one waveform, like ``torchaudio.compliance.kaldi.fbank`` (80 bins).
+
+    Args:
+        waveform: 1-D float32/float64 array (any scale; int16 arrays are accepted and keep their scale).
+            [-1, 1] input gives features 2 ln(32768) = 20.79 lower than int16-scale input (at ``dither=0``).
+        sample_rate: Hz.
+        num_mel_bins: number of triangular mel bins.
+        frame_length, frame_shift: milliseconds (25 / 10 -> 400 / 160 samples at 16 kHz).
+        dither: std of Gaussian noise added per frame (in input units); 0 disables it.
+        preemphasis_coefficient, remove_dc_offset, window_type, blackman_coeff, round_to_power_of_two,
+            snip_edges, low_freq, high_freq, energy_floor, raw_energy, use_energy, htk_compat, use_log_fbank,
+            use_power, subtract_mean: as in torchaudio/Kaldi (``high_freq <= 0`` is an offset from Nyquist).
+        seed: seed of the dither noise (``numpy.random.default_rng``).
+        dtype: "float32" (default) or "float64" (FFT in double; an oracle mode).
+
+    Returns:
+        ``(frames, num_mel_bins (+1 with use_energy))`` array of ``dtype``.
+
+    Example:
+        >>> import numpy as np
+        >>> fbank(np.random.default_rng(0).standard_normal(16000).astype(np.float32)).shape
+        (98, 80)
+    """
+    w = _check_waveform(waveform, "waveform")
+    out, _ = _run([w], sample_rate, num_mel_bins, frame_length, frame_shift, dither, preemphasis_coefficient,
+                  remove_dc_offset, window_type, blackman_coeff, round_to_power_of_two, snip_edges, low_freq,
+                  high_freq, energy_floor, raw_energy, use_energy, htk_compat, use_log_fbank, use_power,
+                  subtract_mean, seed, dtype, bins_first=False)  # fmt: skip
+    return out[0]
+
+
+def fbank_batch(
+    waveforms: np.ndarray | list[np.ndarray],
+    lengths: np.ndarray | list[int] | None = None,
+    **kwargs,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Kaldi fbank of a batch of waveforms of different lengths, in the house layout ``(B, bins, T)``.
+
+    Args:
+        waveforms: ``(B, n)`` array (with ``lengths`` giving each item's valid samples) or a list of 1-D arrays.
+        lengths: valid samples per row of a 2-D ``waveforms``; ``None`` means all ``n``.
+        **kwargs: the keyword arguments of :func:`fbank`. With dither, noise differs from per-item calls.
+
+    Returns:
+        ``(feats (B, bins, T_max) zero padded, frame_lengths (B,) int64)``; ``feats[b, :, :frame_lengths[b]]``
+        equals ``fbank(item_b).T``.
+
+    Example:
+        >>> import numpy as np
+        >>> rng = np.random.default_rng(0)
+        >>> feats, n = fbank_batch([rng.standard_normal(16000), rng.standard_normal(8000)])
+        >>> feats.shape, n.tolist()
+        ((2, 80, 98), [98, 48])
+    """
+    if isinstance(waveforms, np.ndarray):
+        if waveforms.ndim != 2:
+            raise ValueError(
+                f"waveforms must be a 2-D (B, n) array or a list of 1-D arrays, got shape {waveforms.shape}"
+            )
+        arr = _check_waveform(waveforms.reshape(-1), "waveforms").reshape(waveforms.shape)
+        if lengths is None:
+            lens = [arr.shape[1]] * arr.shape[0]
+        else:
+            lens = [int(v) for v in np.asarray(lengths).reshape(-1)]
+            if len(lens) != arr.shape[0] or min(lens) < 0 or max(lens) > arr.shape[1]:
+                raise ValueError(f"lengths {lens} do not fit waveforms of shape {arr.shape}")
+        waves = [arr[b, : lens[b]] for b in range(arr.shape[0])]
+    elif isinstance(waveforms, (list, tuple)):
+        if lengths is not None:
+            raise ValueError("lengths must be None when waveforms is a list (each item has its own length)")
+        waves = [_check_waveform(w, f"waveforms[{i}]") for i, w in enumerate(waveforms)]
+    else:
+        raise TypeError(
+            f"waveforms must be a numpy array or a list of arrays, got {type(waveforms).__name__}"
+        )
+    if not waves:
+        raise ValueError("waveforms is empty")
+    if len({w.dtype for w in waves}) > 1:
+        waves = [w.astype(np.float64) for w in waves]
+    params = {k: p.default for k, p in inspect.signature(fbank).parameters.items() if k != "waveform"}
+    unknown = set(kwargs) - set(params)
+    if unknown:
+        raise TypeError(
+            f"fbank_batch got unknown keyword arguments {sorted(unknown)}; valid: {sorted(params)}"
+        )
+    params.update(kwargs)
+    return _run(waves, bins_first=True, **params)
