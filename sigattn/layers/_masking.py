@@ -32,8 +32,9 @@ def masked_mean(x: Tensor, mask: Tensor | None) -> Tensor:
     """Mean over the last axis of ``(B, C, T)`` with a ``(B, 1, T)`` mask -> ``(B, C, 1)``."""
     if mask is None:
         return x.mean(dim=-1, keepdim=True)
-    w = mask.to(x.dtype)
-    return (x * w).sum(dim=-1, keepdim=True) / w.sum(dim=-1, keepdim=True).clamp_min(1.0)
+    # masked_fill, not x * mask: padding may hold anything (inf, NaN) and must not leak into the result.
+    count = mask.sum(dim=-1, keepdim=True).clamp_min(1).to(x.dtype)
+    return x.masked_fill(~mask, 0.0).sum(dim=-1, keepdim=True) / count
 
 
 def masked_mean_std(x: Tensor, mask: Tensor | None, eps: float = 1e-12) -> tuple[Tensor, Tensor]:
@@ -43,8 +44,7 @@ def masked_mean_std(x: Tensor, mask: Tensor | None, eps: float = 1e-12) -> tuple
     computed in two passes for accuracy.
     """
     mean = masked_mean(x, mask)
-    sq = (x - mean).pow(2)
-    var = masked_mean(sq, mask)
+    var = masked_mean((x - mean).pow(2), mask)
     return mean, var.clamp_min(eps).sqrt()
 
 
@@ -52,16 +52,16 @@ def masked_max(x: Tensor, mask: Tensor | None) -> Tensor:
     """Max over the last axis, padded steps excluded -> ``(B, C, 1)``."""
     if mask is None:
         return x.amax(dim=-1, keepdim=True)
-    fill = torch.finfo(x.dtype).min
-    return x.masked_fill(~mask, fill).amax(dim=-1, keepdim=True)
+    # -inf (not finfo.min, which TorchScript lacks) is safe: lengths >= 1 leaves a valid step per row.
+    return x.masked_fill(~mask, float("-inf")).amax(dim=-1, keepdim=True)
 
 
 def masked_softmax(scores: Tensor, mask: Tensor | None, dim: int = -1) -> Tensor:
     """Softmax along ``dim`` with padded positions given exactly zero weight."""
     if mask is None:
         return torch.softmax(scores, dim=dim)
-    fill = torch.finfo(scores.dtype).min
-    return torch.softmax(scores.masked_fill(~mask, fill), dim=dim)
+    # exp(-inf) = 0 exactly, in every dtype; rows need at least one valid position.
+    return torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=dim)
 
 
 def check_input(
@@ -91,7 +91,9 @@ def check_input(
         )
     if lengths is not None:
         if x.dim() != 3:
-            raise ValueError(f"{name}: lengths is only defined for (B, C, T) input, got shape {tuple(x.shape)}")
+            raise ValueError(
+                f"{name}: lengths is only defined for (B, C, T) input, got shape {tuple(x.shape)}"
+            )
         if not isinstance(lengths, Tensor) or lengths.dim() != 1 or lengths.shape[0] != x.shape[0]:
             shape = tuple(lengths.shape) if isinstance(lengths, Tensor) else type(lengths).__name__
             raise ValueError(f"{name}: lengths must be a 1-D tensor of size B={x.shape[0]}, got {shape}")
