@@ -56,7 +56,9 @@ class Task(Protocol):
     def build_model(self) -> nn.Module:
         """A fresh model (the engine moves it to the device, wraps it in DDP/compile)."""
 
-    def loss(self, model: nn.Module, batch: Batch, *, epoch: int, step: int) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(
+        self, model: nn.Module, batch: Batch, *, epoch: int, step: int
+    ) -> tuple[torch.Tensor, dict[str, float]]:
         """Scalar training loss and a dict of per-step scalars to log (e.g. accuracy)."""
 
     def predict(self, model: nn.Module, batch: Batch) -> dict[str, torch.Tensor]:
@@ -65,7 +67,9 @@ class Task(Protocol):
     def metrics(self, outputs: dict[str, torch.Tensor], split: str) -> dict[str, float]:
         """Metrics from the concatenated outputs of a whole split (called on rank 0 only)."""
 
-    def plots(self, model: nn.Module, outputs: dict[str, torch.Tensor], split: str, out_dir: Path) -> list[Path]:
+    def plots(
+        self, model: nn.Module, outputs: dict[str, torch.Tensor], split: str, out_dir: Path
+    ) -> list[Path]:
         """Optional: write PNGs for the run report and return their paths (may return ``[]``)."""
 
 

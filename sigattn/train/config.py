@@ -1,0 +1,349 @@
+"""Typed recipe configs: YAML read with ``yaml.safe_load`` into dataclasses, checked key by key.
+
+A recipe has five top-level keys: ``task`` (a name in ``sigattn.tasks.TASKS``), ``params`` (the task's own
+``Params`` dataclass), ``trainer`` (:class:`TrainerConfig`), ``optim`` (:class:`OptimConfig`) and ``sched``
+(:class:`SchedConfig`). An unknown key is an error naming its path and the closest valid key; a value of the
+wrong type is an error naming the key and the expected type. Nothing in a recipe executes code.
+
+Example:
+    >>> from sigattn.train.config import recipe_from_dict
+    >>> r = recipe_from_dict({"task": "toy", "trainer": {"epochs": 1}, "optim": {"lr": 0.01}})
+    >>> r.trainer.epochs, r.optim.lr
+    (1, 0.01)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = [
+    "ConfigError",
+    "TrainerConfig",
+    "OptimConfig",
+    "SchedConfig",
+    "Recipe",
+    "load_recipe",
+    "recipe_from_dict",
+    "apply_overrides",
+    "to_dict",
+]
+
+
+class ConfigError(ValueError):
+    """A recipe that cannot be used: unknown key, wrong type, bad value or missing file."""
+
+
+@dataclass
+class TrainerConfig:
+    """The loop. ``batch_size`` is the global batch of one forward pass, split evenly over the DDP ranks;
+    one optimiser step sees ``batch_size * grad_accum`` items whatever the number of GPUs."""
+
+    epochs: int = 10
+    max_steps: int | None = None
+    batch_size: int = 32
+    eval_batch_size: int | None = None
+    grad_accum: int = 1
+    clip_grad_norm: float | None = None
+    amp: bool = True
+    compile: bool = False
+    ema_decay: float | None = None
+    num_workers: int = 0
+    checkpoint_every: int = 0
+    keep_last: int = 2
+    monitor: str | None = None
+    monitor_mode: str | None = None
+    eval_every: int = 1
+    log_every: int = 10
+    device: str = "auto"
+    seed: int = 0
+    quiet: bool = False
+    deterministic: bool = False
+    out_dir: str = "runs"
+    run_name: str | None = None
+
+
+@dataclass
+class OptimConfig:
+    """Optimiser: ``adam``, ``adamw`` or ``sgd``."""
+
+    name: str = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    momentum: float = 0.9
+    nesterov: bool = False
+
+
+@dataclass
+class SchedConfig:
+    """Learning-rate schedule per optimiser step: ``none``, ``cosine``, ``cyclic`` or ``onecycle``."""
+
+    name: str = "none"
+    warmup_steps: int = 0
+    min_lr: float = 0.0
+    max_lr: float | None = None
+    step_size_up: int | None = None
+    mode: str = "triangular"
+
+
+@dataclass
+class Recipe:
+    """A whole recipe; ``name`` (the file's stem) names the run folder ``runs/<name>/<time>/``."""
+
+    task: str
+    params: Any = None
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    sched: SchedConfig = field(default_factory=SchedConfig)
+    name: str = "recipe"
+
+
+_CHOICES = {
+    "optim.name": ("adam", "adamw", "sgd"),
+    "sched.name": ("none", "cosine", "cyclic", "onecycle"),
+    "sched.mode": ("triangular", "triangular2"),
+    "trainer.monitor_mode": (None, "min", "max"),
+}
+
+
+def _type_name(tp: Any) -> str:
+    if isinstance(tp, type):
+        return tp.__name__
+    return str(tp).replace("typing.", "")
+
+
+def _convert(value: Any, tp: Any, path: str, source: str) -> Any:
+    """Check ``value`` against the annotation ``tp`` (and build nested dataclasses)."""
+    where = f"{source}: key {path!r}" if source else f"key {path!r}"
+    if tp is Any:
+        return value
+    origin = typing.get_origin(tp)
+    if origin is typing.Union or origin is types.UnionType:
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _convert(value, a, path, source)
+            except ConfigError as e:
+                errors.append(e)
+        raise ConfigError(f"{where} expects {_type_name(tp)}, got {type(value).__name__} {value!r}")
+    if origin is typing.Literal:
+        if value not in typing.get_args(tp):
+            raise ConfigError(f"{where} must be one of {typing.get_args(tp)}, got {value!r}")
+        return value
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(
+                f"{where} expects a list ({_type_name(tp)}), got {type(value).__name__} {value!r}"
+            )
+        args = typing.get_args(tp)
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(args) != len(value):
+                raise ConfigError(f"{where} expects {len(args)} items ({_type_name(tp)}), got {len(value)}")
+            items = [_convert(v, a, f"{path}[{i}]", source) for i, (v, a) in enumerate(zip(value, args))]
+        else:
+            inner = args[0] if args else Any
+            items = [_convert(v, inner, f"{path}[{i}]", source) for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where} expects a mapping ({_type_name(tp)}), got {type(value).__name__}")
+        kt, vt = typing.get_args(tp) or (Any, Any)
+        return {
+            _convert(k, kt, path, source): _convert(v, vt, f"{path}.{k}", source) for k, v in value.items()
+        }
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, path, source)
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where} expects float, got {type(value).__name__} {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where} expects int, got {type(value).__name__} {value!r}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} expects bool (true/false), got {type(value).__name__} {value!r}")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} expects str, got {type(value).__name__} {value!r}")
+        return value
+    if isinstance(tp, type) and not isinstance(value, tp):
+        raise ConfigError(f"{where} expects {_type_name(tp)}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _build(cls: type, data: Any, path: str, source: str) -> Any:
+    """Instantiate dataclass ``cls`` from a mapping, naming unknown keys and their closest valid key."""
+    where = f"{source}: " if source else ""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}section {path or '<top>'!r} must be a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    kwargs = {}
+    for key, value in data.items():
+        full = f"{path}.{key}" if path else str(key)
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), list(fields), n=1, cutoff=0.5)
+            hint = f"; did you mean {(path + '.' if path else '') + close[0]!r}?" if close else ""
+            raise ConfigError(
+                f"{where}unknown key {full!r}{hint} (valid keys of {path or 'the recipe'}: {', '.join(fields)})"
+            )
+        value = _convert(value, hints[key], full, source)
+        if full in _CHOICES and value not in _CHOICES[full]:
+            raise ConfigError(f"{where}key {full!r} must be one of {_CHOICES[full]}, got {value!r}")
+        kwargs[key] = value
+    missing = [
+        n
+        for n, f in fields.items()
+        if n not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise ConfigError(
+            f"{where}missing required key(s) {', '.join(repr(f'{path}.{m}'.lstrip('.')) for m in missing)}"
+        )
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as e:  # a Params __post_init__ check
+        raise ConfigError(f"{where}section {path or '<top>'!r}: {e}") from e
+
+
+def _parse_scalar(text: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def apply_overrides(raw: dict, overrides: list[str] | tuple[str, ...]) -> dict:
+    """Apply ``a.b=value`` overrides (values parsed as YAML scalars/flow collections) to a raw recipe dict."""
+    for ov in overrides:
+        if "=" not in ov:
+            raise ConfigError(f"override {ov!r} is not of the form key.sub=value")
+        key, text = ov.split("=", 1)
+        parts = [p for p in key.strip().split(".") if p]
+        if not parts:
+            raise ConfigError(f"override {ov!r} has an empty key")
+        node = raw
+        for i, p in enumerate(parts[:-1]):
+            nxt = node.get(p)
+            if nxt is None:
+                nxt = node[p] = {}
+            if not isinstance(nxt, dict):
+                raise ConfigError(f"override {ov!r}: {'.'.join(parts[: i + 1])!r} is not a section")
+            node = nxt
+        node[parts[-1]] = _parse_scalar(text)
+    return raw
+
+
+def recipe_from_dict(raw: dict, name: str = "recipe", source: str = "") -> Recipe:
+    """Build a :class:`Recipe` from a plain dict (the YAML document), checking every key and type."""
+    from sigattn.tasks import TASKS, get_task
+
+    where = f"{source}: " if source else ""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}a recipe must be a mapping with keys task, params, trainer, optim, sched")
+    raw = dict(raw)
+    stored = raw.pop("name", None)  # present in configs written by the engine (config.yaml, checkpoints)
+    name = stored if isinstance(stored, str) and stored else name
+    top = {"task", "params", "trainer", "optim", "sched"}
+    for key in raw:
+        if key not in top:
+            close = difflib.get_close_matches(str(key), sorted(top), n=1, cutoff=0.5)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(
+                f"{where}unknown key {key!r}{hint} (valid top-level keys: {', '.join(sorted(top))})"
+            )
+    task = raw.get("task")
+    if not isinstance(task, str):
+        raise ConfigError(
+            f"{where}key 'task' is required and must be a string (one of {', '.join(sorted(TASKS))})"
+        )
+    if task not in TASKS:
+        close = difflib.get_close_matches(task, list(TASKS), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"{where}unknown task {task!r}{hint} (valid tasks: {', '.join(sorted(TASKS))})")
+    params_cls = getattr(get_task(task), "Params", None)
+    params = raw.get("params") or {}
+    if params_cls is not None and dataclasses.is_dataclass(params_cls):
+        params = _build(params_cls, params, "params", source)
+    return Recipe(
+        task=task,
+        params=params,
+        trainer=_build(TrainerConfig, raw.get("trainer"), "trainer", source),
+        optim=_build(OptimConfig, raw.get("optim"), "optim", source),
+        sched=_build(SchedConfig, raw.get("sched"), "sched", source),
+        name=name,
+    )
+
+
+def read_yaml(path: str | Path) -> dict:
+    """Read a YAML mapping with the safe loader; clear errors for a missing or malformed file."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(
+            f"recipe file not found: {str(p)!r}" + (" (it is a directory)" if p.is_dir() else "")
+        )
+    try:
+        raw = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{p}: not valid YAML: {e}") from e
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{p}: a recipe must be a YAML mapping, got {type(raw).__name__}")
+    return raw
+
+
+def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
+    """Load ``path`` (YAML), apply ``key.sub=value`` overrides and check everything.
+
+    Args:
+        path: the recipe file.
+        overrides: strings such as ``"optim.lr=3e-4"`` or ``"trainer.clip_grad_norm=null"``.
+
+    Returns:
+        The typed :class:`Recipe`; its ``name`` is the file's stem.
+
+    Raises:
+        ConfigError: (a ``ValueError``) naming the file and the offending key.
+
+    Example:
+        >>> r = load_recipe("recipes/toy.yaml", ["optim.lr=0.01"])  # doctest: +SKIP
+    """
+    raw = apply_overrides(read_yaml(path), list(overrides))
+    return recipe_from_dict(raw, name=Path(path).stem, source=str(path))
+
+
+def to_dict(recipe: Recipe) -> dict:
+    """Plain, YAML/``weights_only``-safe dict of a recipe (stored in run folders and checkpoints)."""
+
+    def plain(v: Any) -> Any:
+        if dataclasses.is_dataclass(v) and not isinstance(v, type):
+            return {f.name: plain(getattr(v, f.name)) for f in dataclasses.fields(v)}
+        if isinstance(v, (list, tuple)):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {str(k): plain(x) for k, x in v.items()}
+        if isinstance(v, Path):
+            return str(v)
+        return v
+
+    d = plain(recipe)
+    return {"name": d.pop("name"), **d}

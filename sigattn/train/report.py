@@ -1,0 +1,108 @@
+"""Run reports: training-curve PNGs (matplotlib, imported lazily) and a ``report.md`` with metrics and plots.
+
+Example:
+    >>> md = metrics_table({"test/acc": 0.91, "val/acc": 0.93})
+    >>> md.splitlines()[0]
+    '| split | metric | value |'
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+__all__ = ["plot_curves", "metrics_table", "checks_table", "write_report"]
+
+
+def _num(v: Any) -> float:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def plot_curves(step_rows: list[dict], epoch_rows: list[dict], out_png: str | os.PathLike) -> Path | None:
+    """Loss and learning rate per step, validation metrics per epoch; ``None`` without matplotlib or data."""
+    if not step_rows:
+        return None
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    steps = [_num(r.get("step")) for r in step_rows]
+    val_keys = [k for k in (epoch_rows[0] if epoch_rows else {}) if k.startswith("val/")]
+    ncols = 3 if val_keys else 2
+    fig, axes = plt.subplots(1, ncols, figsize=(4.2 * ncols, 3.2))
+    axes[0].plot(steps, [_num(r.get("loss")) for r in step_rows], lw=1)
+    axes[0].set(title="training loss", xlabel="step")
+    axes[1].plot(steps, [_num(r.get("lr")) for r in step_rows], lw=1, color="tab:orange")
+    axes[1].set(title="learning rate", xlabel="step")
+    if val_keys:
+        ep = [_num(r.get("epoch")) for r in epoch_rows]
+        for k in val_keys[:6]:
+            axes[2].plot(ep, [_num(r.get(k)) for r in epoch_rows], marker="o", ms=3, label=k[4:])
+        axes[2].set(title="validation", xlabel="epoch")
+        axes[2].legend(fontsize=7)
+    for a in axes:
+        a.grid(alpha=0.3)
+    fig.tight_layout()
+    out = Path(out_png)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def metrics_table(metrics: dict[str, Any]) -> str:
+    """Markdown table of ``split/metric`` keys (keys without a split go under ``run``)."""
+    lines = ["| split | metric | value |", "|---|---|---|"]
+    for k, v in metrics.items():
+        split, _, name = k.partition("/") if "/" in k else ("run", "", k)
+        lines.append(f"| {split} | {name} | {_fmt(v)} |")
+    return "\n".join(lines)
+
+
+def checks_table(checks: dict[str, bool]) -> str:
+    """Markdown table of acceptance checks with PASS/FAIL."""
+    lines = ["| check | result |", "|---|---|"]
+    lines += [f"| {k} | {'PASS' if ok else 'FAIL'} |" for k, ok in checks.items()]
+    return "\n".join(lines)
+
+
+def write_report(
+    run_dir: str | os.PathLike,
+    title: str,
+    metrics: dict[str, Any],
+    plots: list[Path],
+    checks: dict[str, bool] | None = None,
+    notes: list[str] | None = None,
+) -> Path:
+    """Write ``run_dir/report.md``: notes, metrics table, checks and the plots embedded by relative path."""
+    run_dir = Path(run_dir)
+    parts = [f"# {title}", ""]
+    for n in notes or []:
+        parts.append(f"- {n}")
+    if notes:
+        parts.append("")
+    parts += ["## Metrics", "", metrics_table(metrics), ""]
+    if checks:
+        parts += ["## Checks", "", checks_table(checks), ""]
+    if plots:
+        parts += ["## Plots", ""]
+        for p in plots:
+            rel = os.path.relpath(Path(p).resolve(), run_dir.resolve())
+            parts += [f"![{Path(p).stem}]({rel})", ""]
+    out = run_dir / "report.md"
+    out.write_text("\n".join(parts))
+    return out

@@ -1,0 +1,487 @@
+"""The one training engine: any :class:`~sigattn.train.task.Task`, one CPU, one GPU or many (DDP via torchrun).
+
+The loop follows PyTorch's DistributedDataParallel recipe (Li et al., "PyTorch Distributed: Experiences on
+Accelerating Data Parallel Training", VLDB 2020) with bf16 autocast on CUDA, gradient accumulation, clipping,
+per-step schedules, an optional EMA of the weights, atomic verified checkpoints and exact resumption.
+
+Example:
+    >>> from sigattn.train import Trainer, load_recipe
+    >>> metrics = Trainer(load_recipe("recipes/toy.yaml", ["trainer.epochs=1"])).fit()  # doctest: +SKIP
+    >>> sorted(metrics)[:2]  # doctest: +SKIP
+    ['best_epoch', 'epochs']
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import math
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import yaml
+from torch import nn
+from torch.utils.data import DataLoader
+
+from sigattn.tasks import get_task
+from sigattn.train import checkpoint as ck
+from sigattn.train.config import ConfigError, Recipe, recipe_from_dict, to_dict
+from sigattn.train.distributed import (
+    DistInfo,
+    ResumableSampler,
+    all_reduce_mean,
+    broadcast_object,
+    gather_outputs,
+    init_distributed,
+)
+from sigattn.train.logs import CSVLog, TensorBoardLog, make_progress, progress_enabled
+from sigattn.train.optim import EMA, LRSchedule, build_optimizer
+from sigattn.train.report import plot_curves, write_report
+from sigattn.train.rng import get_rng_state, seed_everything, set_deterministic, set_rng_state
+
+__all__ = ["Trainer", "select_device", "to_device", "unwrap", "find_resume_checkpoint"]
+
+KILL_ENV = "SIGATTN_TEST_KILL_AT_STEP"  # tests: the process SIGKILLs itself right after this optimiser step
+
+
+def select_device(name: str = "auto", local_rank: int = 0) -> torch.device:
+    """``auto``: CUDA (this rank's GPU), else Apple MPS, else CPU; or an explicit ``cpu``/``cuda[:i]``/``mps``."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", local_rank)
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"trainer.device={name!r} but CUDA is not available on this machine")
+    if dev.type == "cuda" and dev.index is None:
+        dev = torch.device("cuda", local_rank)
+    return dev
+
+
+def to_device(batch: Any, device: torch.device) -> Any:
+    """Move every tensor inside (nested dicts, lists, tuples) to ``device``."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        out = [to_device(v, device) for v in batch]
+        return type(batch)(*out) if hasattr(batch, "_fields") else type(batch)(out)
+    return batch
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The user's module inside DDP / ``torch.compile`` wrappers (for attribute access in ``Task.loss``)."""
+    while True:
+        if isinstance(model, nn.parallel.DistributedDataParallel):
+            model = model.module
+        elif hasattr(model, "_orig_mod"):
+            model = model._orig_mod
+        else:
+            return model
+
+
+def find_resume_checkpoint(path: str | os.PathLike) -> Path:
+    """A checkpoint file, or the newest ``step-*.ckpt`` of a run folder (or of its ``checkpoints/``)."""
+    p = Path(path)
+    if p.is_file():
+        return p
+    for folder in (p / "checkpoints", p):
+        found = ck.list_checkpoints(folder)
+        if found:
+            return found[-1]
+    raise ck.CheckpointError(
+        f"no checkpoint to resume from at {str(p)!r} (expected a .ckpt file or a run folder)"
+    )
+
+
+class Trainer:
+    """Trains ``recipe.task`` as the recipe says and writes a run folder.
+
+    Args:
+        cfg: a :class:`~sigattn.train.config.Recipe` (or the equivalent plain dict).
+        run_dir: write here instead of ``<out_dir>/<recipe>/<time>/`` (the demo uses ``runs/demo/<domain>``).
+        resume: a checkpoint file or run folder to continue exactly from.
+
+    After :meth:`fit`: ``run_dir``, ``task`` (the instance whose ``metrics`` ran), ``model`` (the evaluated
+    weights) and ``metrics``.
+    """
+
+    def __init__(self, cfg: Recipe | dict, *, run_dir: str | os.PathLike | None = None, resume=None):
+        self.cfg = recipe_from_dict(cfg) if isinstance(cfg, dict) else cfg
+        self.run_dir: Path | None = Path(run_dir) if run_dir is not None else None
+        self.resume = resume
+        self.metrics: dict[str, float] = {}
+        self.plots: list[Path] = []
+        self.checks: dict[str, bool] | None = None
+
+    # ------------------------------------------------------------------ setup
+    def _setup(self) -> None:
+        c = self.cfg.trainer
+        probe = select_device(c.device)
+        self.info: DistInfo = init_distributed(probe.type)
+        self.device = select_device(c.device, self.info.local_rank)
+        self.main = self.info.is_main
+        set_deterministic(c.deterministic)
+        if c.batch_size % self.info.world_size:
+            raise ConfigError(
+                f"trainer.batch_size={c.batch_size} (the global batch) must be divisible by the "
+                f"{self.info.world_size} processes"
+            )
+        seed_everything(c.seed)
+        self.task = get_task(self.cfg.task)(self.cfg.params, seed=c.seed)
+        self.datasets = dict(self.task.build_datasets())
+        if "train" not in self.datasets:
+            raise ValueError(f"task {self.cfg.task!r}: build_datasets() returned no 'train' split")
+        self.raw_model = self.task.build_model().to(self.device)
+        seed_everything(c.seed + self.info.rank)  # per-rank streams for dropout/augmentation
+        self.amp_dtype = None
+        if c.amp and self.device.type == "cuda":
+            self.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        model: nn.Module = self.raw_model
+        if self.info.enabled:
+            if self.device.type == "cuda":
+                model = self.raw_model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            model = nn.parallel.DistributedDataParallel(model, device_ids=ids)
+        if c.compile:
+            model = torch.compile(model)
+        self.model = model
+        self.eval_model = copy.deepcopy(self.raw_model) if c.ema_decay else self.raw_model
+        self.ema = EMA(self.raw_model, c.ema_decay) if c.ema_decay else None
+        self.opt = build_optimizer(self.raw_model.parameters(), self.cfg.optim)
+        self.per_rank_bs = c.batch_size // self.info.world_size
+        n_train = len(self.datasets["train"])
+        self.sampler = ResumableSampler(
+            n_train, shuffle=True, seed=c.seed, num_replicas=self.info.world_size, rank=self.info.rank
+        )
+        self.loader_gen = torch.Generator()
+        self.batches_per_epoch = math.ceil(self.sampler.per_rank / self.per_rank_bs)
+        self.steps_per_epoch = math.ceil(self.batches_per_epoch / c.grad_accum)
+        if c.max_steps:
+            self.total_steps = c.max_steps
+            self.n_epochs = math.ceil(c.max_steps / self.steps_per_epoch)
+        else:
+            self.total_steps, self.n_epochs = c.epochs * self.steps_per_epoch, c.epochs
+        self.sched = LRSchedule(self.opt, self.cfg.optim, self.cfg.sched, self.total_steps)
+        self.monitor = c.monitor or getattr(self.task, "monitor", None)
+        self.monitor_mode = c.monitor_mode or getattr(self.task, "monitor_mode", "min")
+        self.epoch, self.batch_in_epoch, self.step = 0, 0, 0
+        self.best_value: float | None = None
+        self.best_epoch, self.best_metrics, self.best_weights = -1, {}, None
+        self.epoch_rows: list[dict] = []
+        self.epoch_losses: list[float] = []  # this epoch's step losses so far (kept across a resume)
+
+    def _loader(self, split: str, train: bool) -> DataLoader:
+        c = self.cfg.trainer
+        ds = self.datasets[split]
+        if train:
+            sampler, bs = self.sampler, self.per_rank_bs
+        else:
+            sampler = ResumableSampler(
+                len(ds), shuffle=False, num_replicas=self.info.world_size, rank=self.info.rank
+            )
+            bs = math.ceil((c.eval_batch_size or c.batch_size) / self.info.world_size)
+        return DataLoader(
+            ds, batch_size=bs, sampler=sampler, collate_fn=self.task.collate, num_workers=c.num_workers,
+            drop_last=False, generator=self.loader_gen, pin_memory=self.device.type == "cuda",
+        )  # fmt: skip
+
+    def _autocast(self):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type="cuda", dtype=self.amp_dtype)
+
+    def _make_run_dir(self) -> None:
+        c = self.cfg.trainer
+        path = None
+        if self.main:
+            if self.run_dir is None:
+                base = Path(c.out_dir) / self.cfg.name
+                stamp = c.run_name or time.strftime("%Y%m%d-%H%M%S")
+                path, i = base / stamp, 1
+                while path.exists() and not c.run_name:
+                    path, i = base / f"{stamp}-{i}", i + 1
+            else:
+                path = self.run_dir
+            path.mkdir(parents=True, exist_ok=True)
+            (path / "checkpoints").mkdir(exist_ok=True)
+            (path / "config.yaml").write_text(yaml.safe_dump(to_dict(self.cfg), sort_keys=False))
+            path = str(path)
+        self.run_dir = Path(broadcast_object(path, self.info))
+
+    # ------------------------------------------------------------ checkpoints
+    def _state(self) -> dict:
+        rng = get_rng_state()
+        rngs = [rng]
+        if self.info.enabled:
+            rngs = [None] * self.info.world_size
+            dist.all_gather_object(rngs, rng)
+        return {
+            "config": to_dict(self.cfg),
+            "model": self.raw_model.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "scheduler": self.sched.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "ema": self.ema.state_dict() if self.ema else None,
+            "rng": rngs,
+            "loop": {
+                "epoch": self.epoch,
+                "batch_in_epoch": self.batch_in_epoch,
+                "step": self.step,
+                "world_size": self.info.world_size,
+                "best_value": self.best_value,
+                "best_epoch": self.best_epoch,
+                "best_metrics": self.best_metrics,
+                "epoch_losses": list(self.epoch_losses),
+            },  # fmt: skip
+        }
+
+    def _save_step_checkpoint(self) -> None:
+        state = self._state()  # collective (gathers RNG states): every rank calls it
+        if self.main:
+            folder = self.run_dir / "checkpoints"
+            ck.save_checkpoint(state, ck.step_path(folder, self.step))
+            ck.rotate_checkpoints(folder, self.cfg.trainer.keep_last)
+
+    def _restore(self, path: Path) -> None:
+        state = ck.load_checkpoint(path)
+        self.raw_model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.sched.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        if self.ema is not None and state.get("ema"):
+            self.ema.load_state_dict(state["ema"])
+        loop = state["loop"]
+        self.epoch, self.batch_in_epoch, self.step = loop["epoch"], loop["batch_in_epoch"], loop["step"]
+        self.best_value, self.best_epoch = loop["best_value"], loop["best_epoch"]
+        self.best_metrics = dict(loop["best_metrics"])
+        self.epoch_losses = list(loop["epoch_losses"])
+        rngs = state["rng"]
+        set_rng_state(rngs[self.info.rank] if len(rngs) == self.info.world_size else rngs[0])
+        best = path.parent / "best.ckpt"
+        if self.main and best.exists():
+            self.best_weights = ck.load_checkpoint(best)["weights"]
+
+    # ------------------------------------------------------------- evaluation
+    def _eval_weights(self) -> nn.Module:
+        if self.ema is not None:
+            self.ema.copy_to(self.eval_model)
+        return self.eval_model
+
+    @torch.no_grad()
+    def evaluate(self, split: str, model: nn.Module | None = None) -> tuple[dict[str, float], dict | None]:
+        """Metrics of ``split`` (same on every rank) and, on rank 0, the merged ``predict`` outputs."""
+        model = model or self._eval_weights()
+        was_training = model.training
+        model.eval()
+        outs = []
+        for batch in self._loader(split, train=False):
+            with self._autocast():
+                out = self.task.predict(model, to_device(batch, self.device))
+            outs.append({k: (v.float() if v.is_floating_point() else v).cpu() for k, v in out.items()})
+        model.train(was_training)
+        merged = gather_outputs(outs, self.info)
+        metrics = {k: float(v) for k, v in self.task.metrics(merged, split).items()} if self.main else None
+        return broadcast_object(metrics, self.info), merged
+
+    # ------------------------------------------------------------------- loop
+    def _train_step(self, batch: Any, group_size: int, sync: bool) -> tuple[float, dict[str, float]]:
+        ctx = contextlib.nullcontext() if sync or not self.info.enabled else self.model.no_sync()
+        with ctx:
+            with self._autocast():
+                loss, logs = self.task.loss(self.model, batch, epoch=self.epoch, step=self.step)
+            if not torch.isfinite(loss.detach()).all():
+                raise FloatingPointError(
+                    f"non-finite training loss ({loss.item()}) at epoch {self.epoch}, step {self.step}"
+                )
+            self.scaler.scale(loss / group_size).backward()
+        return float(loss.detach()), {k: float(v) for k, v in logs.items()}
+
+    def _optimizer_step(self) -> None:
+        c = self.cfg.trainer
+        if c.clip_grad_norm:
+            self.scaler.unscale_(self.opt)
+            nn.utils.clip_grad_norm_(self.raw_model.parameters(), c.clip_grad_norm)
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        self.opt.zero_grad(set_to_none=True)
+        self.sched.step()
+        self.step += 1
+        if self.ema is not None:
+            self.ema.update(self.raw_model)
+
+    def _run_epoch(self, steps_log: CSVLog, tb: TensorBoardLog, bar_on: bool) -> float:
+        c = self.cfg.trainer
+        start = self.batch_in_epoch
+        self.sampler.set_epoch(self.epoch, start=start * self.per_rank_bs)
+        self.loader_gen.manual_seed(c.seed * 1_000_003 + self.epoch)
+        self.model.train()
+        n_items = self.sampler.per_rank * self.info.world_size
+        bar = make_progress(n_items, f"epoch {self.epoch + 1}/{self.n_epochs}", bar_on and self.main,
+                            initial=min(start * c.batch_size, n_items))  # fmt: skip
+        losses, acc_loss, acc_logs, t0 = self.epoch_losses, [], {}, time.perf_counter()
+        kill_at = int(os.environ.get(KILL_ENV, "0") or 0)
+        nb, ga = self.batches_per_epoch, c.grad_accum
+        try:
+            for bi, batch in enumerate(self._loader("train", train=True), start=start):
+                group = bi // ga
+                group_size = min(ga, nb - group * ga)
+                last_in_group = (bi + 1) % ga == 0 or bi + 1 == nb
+                loss, logs = self._train_step(to_device(batch, self.device), group_size, last_in_group)
+                acc_loss.append(loss)
+                for k, v in logs.items():
+                    acc_logs.setdefault(k, []).append(v)
+                self.batch_in_epoch = bi + 1
+                n_here = min(c.batch_size, n_items - bi * c.batch_size)
+                bar.update(n_here)
+                if not last_in_group:
+                    continue
+                lr = self.sched.get_last_lr()[0]
+                self._optimizer_step()
+                step_loss = all_reduce_mean(sum(acc_loss) / len(acc_loss), self.info, self.device)
+                losses.append(step_loss)
+                dt = time.perf_counter() - t0
+                row = {"step": self.step, "epoch": self.epoch + 1, "lr": lr, "loss": step_loss}
+                row |= {k: sum(v) / len(v) for k, v in acc_logs.items()}
+                row["samples_per_s"] = group_size * c.batch_size / max(dt, 1e-9)
+                acc_loss, acc_logs, t0 = [], {}, time.perf_counter()
+                if self.main:
+                    steps_log.write(row)
+                    if self.step % c.log_every == 0:
+                        tb.scalars(
+                            {k: v for k, v in row.items() if k not in ("step", "epoch")}, self.step, "train/"
+                        )
+                        bar.set_postfix(loss=f"{step_loss:.4g}", lr=f"{lr:.3g}")
+                if c.checkpoint_every and self.step % c.checkpoint_every == 0 and bi + 1 < nb:
+                    self._save_step_checkpoint()
+                if kill_at and self.step == kill_at:
+                    os.kill(os.getpid(), signal.SIGKILL)
+                if self.step >= self.total_steps:
+                    break
+        finally:
+            bar.close()
+        return sum(losses) / len(losses) if losses else math.nan
+
+    def _better(self, value: float) -> bool:
+        if self.best_value is None:
+            return True
+        return value < self.best_value if self.monitor_mode == "min" else value > self.best_value
+
+    def fit(self) -> dict[str, float]:
+        """Train, select the best epoch on ``val``, test, write the run folder; returns the final metrics.
+
+        Keys: ``test/<metric>`` (best weights, or final weights without a val split), ``val/<metric>`` (the
+        best epoch's), ``train/loss`` (last epoch mean), ``best_epoch``, ``epochs``, ``steps``.
+        """
+        self._setup()
+        c = self.cfg.trainer
+        resume_path = None
+        if self.resume is not None:
+            resume_path = find_resume_checkpoint(self.resume)
+            self._restore(resume_path)
+            if self.run_dir is None:
+                self.run_dir = resume_path.parent.parent
+        self._make_run_dir()
+        steps_log = CSVLog(self.run_dir / "steps.csv") if self.main else None
+        epochs_log = CSVLog(self.run_dir / "epochs.csv") if self.main else None
+        tb = (
+            TensorBoardLog(self.run_dir / "tb", purge_step=self.step + 1 if resume_path else None)
+            if self.main
+            else None
+        )
+        if self.main and resume_path is not None:
+            steps_log.truncate_after("step", self.step)
+            epochs_log.truncate_after("epoch", self.epoch)
+        self.epoch_rows = epochs_log.read() if self.main else []
+        bar_on = progress_enabled(c.quiet)
+        has_val = "val" in self.datasets
+        train_loss = math.nan
+        t_start = time.perf_counter()
+        while self.epoch < self.n_epochs and self.step < self.total_steps:
+            train_loss = self._run_epoch(steps_log, tb, bar_on)
+            row: dict[str, Any] = {"epoch": self.epoch + 1, "step": self.step, "train/loss": train_loss}
+            last = self.epoch + 1 >= self.n_epochs or self.step >= self.total_steps
+            if has_val and ((self.epoch + 1) % c.eval_every == 0 or last):
+                vm, _ = self.evaluate("val")
+                row |= {f"val/{k}": v for k, v in vm.items()}
+                if self.monitor not in vm:
+                    raise KeyError(f"monitor metric {self.monitor!r} not among val metrics {sorted(vm)}")
+                if self._better(vm[self.monitor]):
+                    self.best_value, self.best_epoch, self.best_metrics = vm[self.monitor], self.epoch + 1, vm
+                    if self.main:
+                        self.best_weights = {
+                            k: v.detach().cpu().clone() for k, v in self.eval_model.state_dict().items()
+                        }
+                        ck.save_checkpoint(
+                            {"config": to_dict(self.cfg), "weights": self.best_weights, "epoch": self.epoch + 1,
+                             "step": self.step, "metrics": vm},
+                            self.run_dir / "checkpoints" / "best.ckpt",
+                        )  # fmt: skip
+            self.epoch += 1
+            self.batch_in_epoch = 0
+            self.epoch_losses = []
+            if self.main:
+                epochs_log.write(row)
+                tb.scalars({k: v for k, v in row.items() if "/" in k}, self.step)
+                self.epoch_rows.append({k: str(v) for k, v in row.items()})
+                if not c.quiet:
+                    shown = "  ".join(f"{k} {v:.4g}" for k, v in row.items() if isinstance(v, float))
+                    print(
+                        f"[{self.cfg.name}] epoch {row['epoch']}/{self.n_epochs} step {self.step}  {shown}",
+                        flush=True,
+                    )
+            self._save_step_checkpoint()
+        return self._finish(train_loss, time.perf_counter() - t_start, tb)
+
+    def _finish(self, train_loss: float, seconds: float, tb: TensorBoardLog | None) -> dict[str, float]:
+        weights = broadcast_object(self.best_weights if self.main else None, self.info)
+        model = self._eval_weights()
+        if weights is not None:
+            model.load_state_dict(weights)
+        metrics: dict[str, float] = {f"val/{k}": v for k, v in self.best_metrics.items()}
+        split = "test" if "test" in self.datasets else ("val" if "val" in self.datasets else None)
+        outputs = None
+        if "test" in self.datasets:
+            tm, outputs = self.evaluate("test", model)
+            metrics |= {f"test/{k}": v for k, v in tm.items()}
+        elif split == "val":
+            _, outputs = self.evaluate("val", model)
+        metrics |= {"train/loss": train_loss, "best_epoch": float(self.best_epoch), "epochs": float(self.epoch),
+                    "steps": float(self.step), "train_seconds": seconds}  # fmt: skip
+        self.metrics, self.model = metrics, model
+        if self.main:
+            (self.run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+            plots = []
+            curves = plot_curves(CSVLog(self.run_dir / "steps.csv").read(), self.epoch_rows,
+                                 self.run_dir / "plots" / "training_curves.png")  # fmt: skip
+            plots += [curves] if curves else []
+            if split is not None and outputs is not None and hasattr(self.task, "plots"):
+                plots += [
+                    Path(p) for p in self.task.plots(model, outputs, split, self.run_dir / "plots") or []
+                ]
+            checks = self.task.demo_checks(metrics) if hasattr(self.task, "demo_checks") else None
+            sel = (
+                f"best val {self.monitor} (epoch {self.best_epoch})"
+                if self.best_epoch > 0
+                else "final weights"
+            )
+            notes = [f"task `{self.cfg.task}`, recipe `{self.cfg.name}`, device {self.device}, "
+                     f"{self.info.world_size} process(es)", f"test evaluated with the {sel}"]  # fmt: skip
+            write_report(self.run_dir, f"Run {self.cfg.name}", metrics, plots, checks, notes)
+            self.plots, self.checks = plots, checks
+            tb.close()
+        if self.info.enabled:
+            dist.barrier()
+            if self.info.initialized_here:
+                dist.destroy_process_group()
+        return metrics
