@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -114,6 +115,9 @@ _CHOICES = {
 }
 
 
+_FLOAT_RE = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
 def _type_name(tp: Any) -> str:
     if isinstance(tp, type):
         return tp.__name__
@@ -167,6 +171,8 @@ def _convert(value: Any, tp: Any, path: str, source: str) -> Any:
     if dataclasses.is_dataclass(tp):
         return _build(tp, value, path, source)
     if tp is float:
+        if isinstance(value, str) and _FLOAT_RE.fullmatch(value.strip()):
+            return float(value)  # YAML 1.1 reads "3e-4" (no dot) as a string; accept plain numerals
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where} expects float, got {type(value).__name__} {value!r}")
         return float(value)

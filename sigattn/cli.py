@@ -1,0 +1,248 @@
+"""The ``sigattn`` command: train / eval / export / bench / info / demo.
+
+Examples:
+    sigattn train recipes/toy.yaml optim.lr=3e-3 trainer.epochs=2
+    sigattn train --resume runs/toy/20250101-120000
+    torchrun --nproc_per_node 4 -m sigattn.cli train recipes/speaker/ecapa.yaml
+    sigattn eval runs/toy/20250101-120000
+    sigattn export runs/toy/20250101-120000/checkpoints/best.ckpt --format onnx
+    sigattn demo --quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+__all__ = ["main", "build_parser"]
+
+
+def _cmd_train(a: argparse.Namespace) -> int:
+    from sigattn.train import Trainer, load_recipe
+    from sigattn.train import checkpoint as ck
+    from sigattn.train.config import apply_overrides, recipe_from_dict
+    from sigattn.train.trainer import find_resume_checkpoint
+
+    args = list(a.args)
+    recipe_path = args.pop(0) if args and "=" not in args[0] else None
+    if recipe_path is not None:
+        recipe = load_recipe(recipe_path, args)
+    elif a.resume:
+        ckpt = find_resume_checkpoint(a.resume)
+        state = ck.load_checkpoint(ckpt)
+        recipe = recipe_from_dict(apply_overrides(state["config"], args), source=str(ckpt))
+    else:
+        raise SystemExit("sigattn train: give a RECIPE file (or --resume RUN_DIR to continue a run)")
+    trainer = Trainer(recipe, run_dir=a.run_dir, resume=a.resume)
+    metrics = trainer.fit()
+    if trainer.main:
+        print(json.dumps(metrics, indent=2))
+        print(f"run folder: {trainer.run_dir}")
+    return 0
+
+
+def _cmd_eval(a: argparse.Namespace) -> int:
+    from sigattn.train.tools import evaluate_checkpoint
+
+    metrics = evaluate_checkpoint(a.path, a.split)
+    text = json.dumps(metrics, indent=2)
+    print(text)
+    if a.json:
+        Path(a.json).write_text(text)
+    return 0
+
+
+def _cmd_export(a: argparse.Namespace) -> int:
+    from sigattn.train.tools import export_checkpoint
+
+    dest, diff = export_checkpoint(a.checkpoint, a.format, a.output)
+    check = "not checked (onnxruntime missing)" if diff is None else f"max |exported - eager| = {diff:.3g}"
+    print(f"wrote {dest} ({check})")
+    return 0
+
+
+def _repo_root() -> Path | None:
+    for d in (Path.cwd(), *Path.cwd().parents):
+        if (d / "benchmarks").is_dir():
+            return d
+    return None
+
+
+def _cmd_bench(a: argparse.Namespace) -> int:
+    root = _repo_root()
+    if root is None:
+        raise SystemExit("sigattn bench: no benchmarks/ folder here or above the current directory")
+    scripts = sorted(p for p in (root / "benchmarks").glob("*.py") if not p.name.startswith("_"))
+    names = [p.stem for p in scripts]
+    if a.only:
+        unknown = [n for n in a.only if n not in names]
+        if unknown:
+            raise SystemExit(
+                f"sigattn bench: unknown benchmark(s) {unknown}; available: {', '.join(names) or 'none'}"
+            )
+        scripts = [p for p in scripts if p.stem in a.only]
+    if a.list or not scripts:
+        print("\n".join(names) if names else "no benchmark scripts in benchmarks/")
+        return 0
+    failed = []
+    env = {**os.environ, "MPLBACKEND": os.environ.get("MPLBACKEND", "Agg")}
+    for p in scripts:
+        cmd = [sys.executable, str(p)] + (["--quick"] if a.quick else [])
+        print(f"== bench: {p.stem}: {' '.join(cmd)}", flush=True)
+        if subprocess.run(cmd, cwd=root, env=env).returncode:
+            failed.append(p.stem)
+    if failed:
+        print(f"failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def info_lines() -> list[str]:
+    """What ``sigattn info`` prints: versions, devices, Numba threading, cache and data folders."""
+    import importlib.metadata as md
+
+    import sigattn
+    from sigattn.data_paths import shared_data_dir
+
+    lines = [f"sigattn {sigattn.__version__}", f"python {platform.python_version()} ({sys.executable})"]
+    lines.append(f"platform {platform.platform()}, {os.cpu_count()} logical CPUs")
+    for pkg in ("torch", "numpy", "scipy", "numba", "torchaudio", "speechbrain", "mne", "moabb", "braindecode",
+                "pandas", "matplotlib", "tensorboard", "onnx", "onnxruntime"):  # fmt: skip
+        try:
+            lines.append(f"{pkg} {md.version(pkg)}")
+        except md.PackageNotFoundError:
+            lines.append(f"{pkg} not installed")
+    import torch
+
+    lines.append(f"torch threads {torch.get_num_threads()}, CUDA build {torch.version.cuda or 'none'}")
+    if torch.cuda.is_available():
+        for i in range(torch.cuda.device_count()):
+            lines.append(f"cuda:{i} {torch.cuda.get_device_name(i)} (bf16: {torch.cuda.is_bf16_supported()})")
+    else:
+        lines.append("CUDA not available (training runs on CPU)")
+    mps = getattr(torch.backends, "mps", None)
+    lines.append(f"MPS available: {bool(mps and mps.is_available())}")
+    try:
+        import numba
+        import numpy as np
+
+        @numba.njit(parallel=True, cache=False)
+        def _probe(x):  # one parallel kernel, so Numba picks its threading layer
+            s = 0.0
+            for i in numba.prange(x.shape[0]):
+                s += x[i]
+            return s
+
+        _probe(np.ones(4))
+        layer = numba.threading_layer()
+        lines.append(
+            f"numba threading layer {layer} (configured: {numba.config.THREADING_LAYER}), "
+            f"{numba.config.NUMBA_NUM_THREADS} threads"
+        )
+    except Exception as e:  # report, never crash `info`
+        lines.append(f"numba threading layer unavailable: {type(e).__name__}: {e}")
+    lines.append(
+        f"NUMBA_CACHE_DIR {os.environ.get('NUMBA_CACHE_DIR') or '(unset: next to the sources / __pycache__)'}"
+    )
+    data = shared_data_dir()
+    lines.append(f"data dir {data if data else '(none: set $SIGATTN_DATA_DIR or create ../shared/data)'}")
+    return lines
+
+
+def _cmd_info(a: argparse.Namespace) -> int:
+    print("\n".join(info_lines()))
+    return 0
+
+
+def _cmd_demo(a: argparse.Namespace) -> int:
+    from sigattn.train.demo import available_demos, run_demo
+
+    if a.list:
+        print("\n".join(available_demos()))
+        return 0
+    report, results = run_demo(a.out, a.only, a.quick)
+    print(f"demo report: {report}")
+    errors = [r["domain"] for r in results if r["error"]]
+    failed_checks = [r["domain"] for r in results if not all(r["checks"].values())]
+    if errors:
+        print(f"demo failed for: {', '.join(errors)}", file=sys.stderr)
+        return 1
+    return 1 if (a.strict and failed_checks) else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    fmt = argparse.RawDescriptionHelpFormatter
+    p = argparse.ArgumentParser(prog="sigattn", description=__doc__, formatter_class=fmt)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    t = sub.add_parser(
+        "train", formatter_class=fmt, help="train a recipe (YAML) with optional key.sub=value overrides",
+        description="Train RECIPE into runs/<recipe>/<time>/ (config.yaml, steps.csv, epochs.csv, metrics.json, "
+        "checkpoints/, plots/, tb/, report.md).\n\nOverrides use YAML scalars: optim.lr=3e-4 "
+        "trainer.clip_grad_norm=null optim.betas=[0.9,0.98].\nMany GPUs: torchrun --nproc_per_node N -m "
+        "sigattn.cli train RECIPE (trainer.batch_size is the global batch).",
+    )  # fmt: skip
+    t.add_argument("args", nargs="*", metavar="RECIPE [KEY=VALUE ...]", help="recipe file then overrides")
+    t.add_argument(
+        "--resume", metavar="RUN_DIR|CKPT", help="continue exactly from a checkpoint or a run's newest"
+    )
+    t.add_argument("--run-dir", help="write here instead of <out_dir>/<recipe>/<time>/")
+    t.set_defaults(func=_cmd_train)
+
+    e = sub.add_parser("eval", help="evaluate a run folder (its best checkpoint) or a checkpoint file",
+                       description="Rebuild the task from the checkpoint's stored recipe and print split metrics as JSON.")  # fmt: skip
+    e.add_argument("path", metavar="RUN_DIR|CHECKPOINT")
+    e.add_argument("--split", nargs="+", help="splits to evaluate (default: test, else val)")
+    e.add_argument("--json", metavar="FILE", help="also write the metrics to FILE")
+    e.set_defaults(func=_cmd_eval)
+
+    x = sub.add_parser("export", help="export a checkpoint's model to ONNX or TorchScript",
+                       description="Uses the task's export_model / example_inputs / dynamic_axes; ONNX is checked "
+                       "against onnxruntime, TorchScript against eager.")  # fmt: skip
+    x.add_argument("checkpoint", metavar="CHECKPOINT|RUN_DIR")
+    x.add_argument("--format", choices=["onnx", "torchscript"], required=True)
+    x.add_argument("-o", "--output", help="output file (default: <run>/export/<ckpt>.onnx|.ts.pt)")
+    x.set_defaults(func=_cmd_export)
+
+    b = sub.add_parser("bench", help="run the benchmark scripts benchmarks/*.py of this repository",
+                       description="Runs each benchmarks/<name>.py with this Python; they write docs/benchmarks.md.")  # fmt: skip
+    b.add_argument("--only", nargs="+", metavar="NAME", help="run only these benchmarks (file stems)")
+    b.add_argument("--quick", action="store_true", help="pass --quick to each script (smaller sizes)")
+    b.add_argument("--list", action="store_true", help="list the benchmarks and exit")
+    b.set_defaults(func=_cmd_bench)
+
+    i = sub.add_parser("info", help="versions, CUDA, Numba threading layer, cache and data folders")
+    i.set_defaults(func=_cmd_info)
+
+    d = sub.add_parser("demo", help="train one small model per domain on synthetic data; write runs/demo/report.md",
+                       description="Runs each domain's sigattn/tasks/<domain>/demo.yaml (speaker, eeg, forecast; the toy "
+                       "task when none exists) and writes a report with metrics, checks and plots.")  # fmt: skip
+    d.add_argument("--only", nargs="+", metavar="DOMAIN", help="speaker, eeg, forecast or toy")
+    d.add_argument("--quick", action="store_true", help="one epoch per domain (checks may fail)")
+    d.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
+    d.add_argument("--strict", action="store_true", help="exit 1 when any demo check fails")
+    d.add_argument("--list", action="store_true", help="list the available demos and exit")
+    d.set_defaults(func=_cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``sigattn`` console script."""
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    args = build_parser().parse_args(argv)
+    from sigattn.train.checkpoint import CheckpointError
+    from sigattn.train.config import ConfigError
+
+    try:
+        return int(args.func(args) or 0)
+    except (ConfigError, CheckpointError, FileNotFoundError) as e:
+        print(f"sigattn {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
