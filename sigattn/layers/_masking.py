@@ -7,11 +7,38 @@ steps. Every statistic here ignores padded steps exactly, so a padded item gives
 
 from __future__ import annotations
 
+import os
+
 import torch
 from torch import Tensor
 
+# NaN/Inf checking of layer inputs forces a device sync, so it is off unless asked for
+# (``set_finite_check(True)`` or the environment variable ``SIGATTN_CHECK_FINITE=1``).
+_FINITE_CHECK = [os.environ.get("SIGATTN_CHECK_FINITE", "0") not in ("", "0", "false", "False")]
+
+
+def set_finite_check(enabled: bool) -> bool:
+    """Turn the NaN/Inf check of every layer's input on or off; returns the previous setting.
+
+    Example:
+        >>> previous = set_finite_check(True)  # layers now raise ValueError on NaN input
+        >>> _ = set_finite_check(previous)
+    """
+    previous = _FINITE_CHECK[0]
+    _FINITE_CHECK[0] = bool(enabled)
+    return previous
+
+
+def finite_check_enabled() -> bool:
+    """Whether layers check their inputs for NaN/Inf (see :func:`set_finite_check`)."""
+    return _FINITE_CHECK[0]
+
+
 __all__ = [
+    "check_finite_values",
     "check_input",
+    "finite_check_enabled",
+    "set_finite_check",
     "lengths_to_mask",
     "masked_max",
     "masked_mean",
@@ -70,13 +97,14 @@ def check_input(
     lengths: Tensor | None = None,
     *,
     ranks: tuple[int, ...] = (3,),
-    check_finite: bool = False,
+    check_finite: bool | None = None,
     name: str = "layer",
 ) -> None:
     """Raise a ``ValueError`` that names the problem when ``x``/``lengths`` do not fit the layer.
 
     Checks rank, channel count (axis 1), ``lengths`` shape, dtype and range, and optionally finiteness
-    (off by default for speed: it forces a device sync). Skipped under TorchScript/compile tracing.
+    (``check_finite=None`` follows :func:`set_finite_check`, off by default for speed: it forces a device
+    sync). Skipped under TorchScript/compile tracing.
     """
     if torch.jit.is_scripting() or torch.compiler.is_compiling():
         return
@@ -102,6 +130,18 @@ def check_input(
         lo, hi = int(lengths.min()), int(lengths.max())
         if lo < 1 or hi > x.shape[-1]:
             raise ValueError(f"{name}: lengths must lie in [1, T={x.shape[-1]}], got values in [{lo}, {hi}]")
-    if check_finite and not bool(torch.isfinite(x).all()):
-        idx = tuple(int(i) for i in (~torch.isfinite(x)).nonzero()[0])
-        raise ValueError(f"{name}: input has NaN/Inf, first at index {idx}")
+    if check_finite is None:
+        check_finite = _FINITE_CHECK[0]
+    if check_finite:
+        mask = lengths_to_mask(lengths, x.shape[-1], x) if x.dim() == 3 else None
+        check_finite_values(x, name, mask)
+
+
+def check_finite_values(x: Tensor, name: str, mask: Tensor | None = None) -> None:
+    """Raise ``ValueError`` naming the first NaN/Inf of ``x`` (padding excluded when ``mask`` is given)."""
+    bad = ~torch.isfinite(x)
+    if mask is not None:
+        bad = bad & mask
+    if bool(bad.any()):
+        idx = tuple(int(i) for i in bad.nonzero()[0])
+        raise ValueError(f"{name}: input has NaN/Inf, first at index {idx} of shape {tuple(x.shape)}")

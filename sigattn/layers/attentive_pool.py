@@ -78,6 +78,7 @@ class AttentiveStatsPool(nn.Module):
             u = x
         return self.conv(self.tanh(self.tdnn(u)))
 
+    @torch.jit.export
     def attention(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
         """Weights ``alpha`` of shape ``(B, C, T)``; each channel sums to 1 over valid steps, 0 on padding."""
         if not torch.jit.is_scripting():

@@ -1,8 +1,9 @@
 """Additive attention pooling over channel tokens (DBConformer's spatial channel attention).
 
-Reference: Z. Wang, et al., "DBConformer: Dual-Branch Convolutional Transformer for EEG Decoding", 2025,
-arXiv 2506.21140 (``spatial_attn_pool``); the scoring is Bahdanau additive attention (Bahdanau, Cho, Bengio,
-ICLR 2015) as used for attention-based multiple-instance pooling (Ilse, Tomczak, Welling, ICML 2018).
+Reference: Wang, Wang, Jia, He, Li, Wu, "DBConformer: Dual-Branch Convolutional Transformer for EEG
+Decoding", IEEE JBHI 30(5), 2026, arXiv 2506.21140 (``spatial_attn_pool``). The scoring is Bahdanau
+additive attention (Bahdanau, Cho, Bengio, ICLR 2015) as used for attention-based multiple-instance
+pooling (Ilse, Tomczak, Welling, ICML 2018).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ._masking import masked_softmax
+from ._masking import check_finite_values, finite_check_enabled, masked_softmax
 
 __all__ = ["ChannelAttentionPool"]
 
@@ -74,7 +75,14 @@ class ChannelAttentionPool(nn.Module):
                 raise ValueError(
                     f"{name}: lengths must lie in [1, C={tokens.shape[1]}], got values in [{lo}, {hi}]"
                 )
+        if finite_check_enabled():
+            valid = None
+            if lengths is not None:
+                steps = torch.arange(tokens.shape[1], device=tokens.device)
+                valid = (steps[None, :] < lengths.to(tokens.device)[:, None]).unsqueeze(-1)
+            check_finite_values(tokens, name, valid)
 
+    @torch.jit.export
     def attention(self, tokens: Tensor, lengths: Tensor | None = None) -> Tensor:
         """Channel weights ``alpha`` ``(B, C)``, summing to 1 over the valid channels of each item."""
         if not torch.jit.is_scripting() and not torch.compiler.is_compiling():

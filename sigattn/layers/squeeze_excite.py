@@ -76,6 +76,7 @@ class SqueezeExcite(nn.Module):
         self.act = nn.ReLU()
         self.fc2 = nn.Conv1d(rd_channels, channels, 1, bias=bias)
 
+    @torch.jit.export
     def attention(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
         """The gate ``s`` of shape ``(B, C)``, each value in (0, 1)."""
         if not torch.jit.is_scripting():
