@@ -19,7 +19,7 @@ import threading
 import numba
 import numpy as np
 
-__all__ = ["KERNEL_LOCK", "as_float_array", "check_finite", "threading_layer", "warmup"]
+__all__ = ["KERNEL_LOCK", "as_float_array", "check_finite", "set_num_threads", "threading_layer", "warmup"]
 
 if not os.environ.get("NUMBA_THREADING_LAYER") and numba.config.THREADING_LAYER == "default":
     numba.config.THREADING_LAYER = "workqueue"
@@ -30,6 +30,15 @@ KERNEL_LOCK = threading.RLock()
 def threading_layer() -> str:
     """The numba threading layer configured (``"workqueue"`` unless the user chose another)."""
     return str(numba.config.THREADING_LAYER)
+
+
+def set_num_threads(n: int) -> None:
+    """Use ``n`` threads in numba kernels and in torch (the FFTs); numba can only go down from its start value."""
+    import torch
+
+    n = max(1, min(int(n), numba.config.NUMBA_NUM_THREADS))
+    numba.set_num_threads(n)
+    torch.set_num_threads(n)
 
 
 def check_finite(x: np.ndarray, name: str) -> None:

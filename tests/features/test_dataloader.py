@@ -1,0 +1,42 @@
+"""Kernels inside torch DataLoader workers (fork) after parallel kernels already ran in the parent process.
+
+With numba's default ``omp`` layer this aborts ("fork() called from a process already using GNU OpenMP");
+sigattn selects the fork-safe ``workqueue`` layer unless the user chose one.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from sigattn.features import fbank, fir_filter, iir_filter, resample_poly, threading_layer
+
+
+class FeatureDataset(Dataset):
+    def __len__(self) -> int:
+        return 8
+
+    def __getitem__(self, i: int):
+        rng = np.random.default_rng(i)
+        wave = rng.standard_normal(4000).astype(np.float32)
+        eeg = rng.standard_normal((4, 800))
+        f = fbank(wave)
+        e = iir_filter(eeg, 160.0, 8.0, 30.0) + fir_filter(eeg, 160.0, 8.0, 30.0)
+        return torch.from_numpy(f), torch.from_numpy(resample_poly(e, 1, 2))
+
+
+@pytest.mark.skipif("fork" not in mp.get_all_start_methods(), reason="no fork start method on this platform")
+def test_dataloader_fork_workers_after_parent_ran_kernels():
+    assert threading_layer() != "omp"
+    ds = FeatureDataset()
+    expected = [ds[i] for i in range(len(ds))]  # parallel kernels run in the parent first
+    loader = DataLoader(ds, batch_size=2, num_workers=2, multiprocessing_context=mp.get_context("fork"))
+    got = [item for batch in loader for item in zip(*batch)]
+    assert len(got) == len(expected)
+    for (f, e), (fr, er) in zip(got, expected):
+        torch.testing.assert_close(f, fr)
+        torch.testing.assert_close(e, er)
