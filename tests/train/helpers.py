@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import torch
+import yaml
 
 from sigattn.train import checkpoint as ck
 
@@ -34,14 +35,10 @@ def toy_raw(out_dir: Path, **trainer) -> dict:
     }
 
 
-def overrides(raw: dict) -> list[str]:
-    """The recipe dict as `key.sub=value` command-line overrides."""
-    out = [f"task={raw['task']}"]
-    for sec in ("params", "trainer", "optim", "sched"):
-        for k, v in raw.get(sec, {}).items():
-            val = "null" if v is None else (str(v).lower() if isinstance(v, bool) else str(v))
-            out.append(f"{sec}.{k}={val}")
-    return out
+def recipe_file(raw: dict, path: Path) -> Path:
+    """Write a recipe dict as YAML (its stem names the run folder ``<out_dir>/<stem>/...``)."""
+    path.write_text(yaml.safe_dump(raw))
+    return path
 
 
 def run_cli(
