@@ -1,1 +1,2 @@
+from .multivariate import ClusteredSeries, make_clustered_series  # noqa: F401
 from .speakers import SpeakerParams, SyntheticSpeakers, make_speaker_corpus  # noqa: F401
