@@ -215,7 +215,12 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--list", action="store_true", help="list the benchmarks and exit")
     b.set_defaults(func=_cmd_bench)
 
-    i = sub.add_parser("info", help="versions, CUDA, Numba threading layer, cache and data folders")
+    i = sub.add_parser(
+        "info", help="versions, CUDA, Numba threading layer, cache and data folders",
+        description="Print sigattn/Python/package versions, CUDA devices (and bf16 support), MPS, the Numba "
+        "threading layer actually selected, NUMBA_CACHE_DIR and the shared data folder ($SIGATTN_DATA_DIR or "
+        "../shared/data). Paste it into bug reports.",
+    )  # fmt: skip
     i.set_defaults(func=_cmd_info)
 
     d = sub.add_parser("demo", help="train one small model per domain on synthetic data; write runs/demo/report.md",

@@ -126,16 +126,16 @@ class Trainer:
     # ------------------------------------------------------------------ setup
     def _setup(self) -> None:
         c = self.cfg.trainer
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if c.batch_size % world:  # checked before joining the process group: fail fast, on every rank
+            raise ConfigError(
+                f"trainer.batch_size={c.batch_size} (the global batch) must be divisible by the {world} processes"
+            )
         probe = select_device(c.device)
         self.info: DistInfo = init_distributed(probe.type)
         self.device = select_device(c.device, self.info.local_rank)
         self.main = self.info.is_main
         set_deterministic(c.deterministic)
-        if c.batch_size % self.info.world_size:
-            raise ConfigError(
-                f"trainer.batch_size={c.batch_size} (the global batch) must be divisible by the "
-                f"{self.info.world_size} processes"
-            )
         seed_everything(c.seed)
         self.task = get_task(self.cfg.task)(self.cfg.params, seed=c.seed)
         self.datasets = dict(self.task.build_datasets())

@@ -1,0 +1,102 @@
+"""The training loop against a hand-written SGD step, gradient accumulation, limits and the run folder."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from sigattn.tasks.toy import ToyParams, ToyTask
+from sigattn.train import checkpoint as ck
+from sigattn.train.config import load_recipe, recipe_from_dict
+from sigattn.train.distributed import ResumableSampler
+from sigattn.train.rng import seed_everything
+from sigattn.train.trainer import Trainer
+
+from .helpers import assert_tree_equal, last_state, toy_raw
+
+
+def fit(raw: dict, name: str = "toy") -> Trainer:
+    t = Trainer(recipe_from_dict(raw, name=name))
+    t.fit()
+    return t
+
+
+def test_one_step_equals_hand_written_sgd(tmp_path):
+    raw = toy_raw(tmp_path, epochs=1, batch_size=16, run_name="a", amp=False)
+    raw["params"].update(n_train=16, n_val=0, n_test=0)
+    raw["optim"] = {"name": "sgd", "lr": 0.5, "momentum": 0.0}
+    fit(raw)
+    got = last_state(tmp_path / "toy" / "a")["model"]
+
+    seed_everything(0)  # what the engine promises: seed, datasets, then the model
+    task = ToyTask(ToyParams(**raw["params"]), seed=0)
+    train = task.build_datasets()["train"]
+    model = task.build_model()
+    order = list(ResumableSampler(16, shuffle=True, seed=0))
+    batch = task.collate([train[i] for i in order])
+    loss = F.cross_entropy(model(batch["x"], batch["lengths"]), batch["y"])
+    loss.backward()
+    with torch.no_grad():
+        expected = {k: (p - 0.5 * p.grad) for k, p in model.named_parameters()}
+    for k, v in expected.items():
+        torch.testing.assert_close(got[k], v, atol=1e-6, rtol=0, msg=k)
+
+
+def test_grad_accumulation_equals_big_batch(tmp_path):
+    base = toy_raw(tmp_path, epochs=2, batch_size=16, amp=False)
+    base["optim"] = {"name": "sgd", "lr": 0.1, "momentum": 0.9}
+    fit({**base, "trainer": {**base["trainer"], "run_name": "big"}})
+    fit({**base, "trainer": {**base["trainer"], "run_name": "acc", "batch_size": 8, "grad_accum": 2}})
+    a, b = last_state(tmp_path / "toy" / "big"), last_state(tmp_path / "toy" / "acc")
+    assert a["loop"]["step"] == b["loop"]["step"] == 8
+    assert_tree_equal(a["model"], b["model"], "model", atol=1e-6)
+
+
+def test_run_folder_contents(tmp_path):
+    raw = toy_raw(tmp_path, epochs=3, batch_size=16, run_name="r", ema_decay=0.5, keep_last=2)
+    raw["params"].update(n_test=21)  # 21 = 16 + 5: the last test batch must not be dropped
+    t = fit(raw)
+    run = tmp_path / "toy" / "r"
+    m = json.loads((run / "metrics.json").read_text())
+    assert m == pytest.approx(t.metrics) and m["test/n"] == 21.0 and m["val/n"] == 20.0
+    assert m["steps"] == 12 and m["epochs"] == 3 and 1 <= m["best_epoch"] <= 3
+    assert load_recipe(run / "config.yaml") == recipe_from_dict(raw, name="toy")  # the stored name wins
+    steps = list(csv.DictReader(open(run / "steps.csv")))
+    assert [int(r["step"]) for r in steps] == list(range(1, 13))
+    assert {"lr", "loss", "acc", "samples_per_s", "epoch"} <= set(steps[0])
+    epochs = list(csv.DictReader(open(run / "epochs.csv")))
+    assert [int(r["epoch"]) for r in epochs] == [1, 2, 3] and "val/acc" in epochs[0]
+    best = ck.load_checkpoint(run / "checkpoints" / "best.ckpt")
+    assert best["epoch"] == m["best_epoch"] and best["metrics"]["acc"] == m["val/acc"]
+    assert len(ck.list_checkpoints(run / "checkpoints")) == 2  # keep_last
+    report = (run / "report.md").read_text()
+    assert "](plots/training_curves.png)" in report and "](plots/test_confusion.png)" in report
+    assert (run / "plots" / "training_curves.png").stat().st_size > 1000
+    assert "| test | acc |" in report and ("PASS" in report or "FAIL" in report)
+    assert list((run / "tb").glob("events.out.tfevents.*"))
+
+
+def test_test_split_uses_best_weights(tmp_path):
+    from sigattn.train.tools import evaluate_checkpoint
+
+    raw = toy_raw(tmp_path, epochs=3, run_name="b")
+    t = fit(raw)
+    again = evaluate_checkpoint(tmp_path / "toy" / "b")  # best.ckpt, evaluated afresh
+    assert again["test/acc"] == t.metrics["test/acc"] and again["test/loss"] == pytest.approx(
+        t.metrics["test/loss"]
+    )
+
+
+def test_max_steps_and_bad_monitor(tmp_path, monkeypatch):
+    t = fit(toy_raw(tmp_path, epochs=50, max_steps=3, run_name="m"))
+    assert t.metrics["steps"] == 3 and t.metrics["epochs"] == 1
+    with pytest.raises(KeyError, match=r"monitor metric 'auc' not among val metrics \['acc', 'loss', 'n'\]"):
+        fit(toy_raw(tmp_path, epochs=1, monitor="auc", run_name="x"))
+
+    monkeypatch.setenv("WORLD_SIZE", "3")
+    with pytest.raises(ValueError, match=r"batch_size=16 .* divisible by the 3 processes"):
+        fit(toy_raw(tmp_path, epochs=1, run_name="y"))
