@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -54,14 +51,13 @@ def test_every_subcommand_has_help(cmd, capsys):
     assert cmd in build_parser().format_help()
 
 
-def test_info_runs():
-    env = {**os.environ, "NUMBA_CACHE_DIR": "/tmp/sigattn-numba-cache-test"}
-    res = subprocess.run([sys.executable, "-m", "sigattn.cli", "info"], capture_output=True, text=True, env=env,
-                         timeout=120, cwd=REPO)  # fmt: skip
-    assert res.returncode == 0, res.stderr
-    assert f"torch {torch.__version__.split('+')[0]}" in res.stdout
-    assert "numba threading layer" in res.stdout and "/tmp/sigattn-numba-cache-test" in res.stdout
-    assert "CUDA" in res.stdout and "data dir" in res.stdout
+def test_info_runs(monkeypatch, capsys):
+    monkeypatch.setenv("NUMBA_CACHE_DIR", "/tmp/sigattn-numba-cache-test")
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert f"torch {torch.__version__.split('+')[0]}" in out
+    assert "numba threading layer" in out and "/tmp/sigattn-numba-cache-test" in out
+    assert "CUDA" in out and "data dir" in out
 
 
 def test_train_config_errors_are_clear(tmp_path, capsys):
