@@ -37,7 +37,7 @@ class AttentiveStatsPool(nn.Module):
         tdnn_norm: ReLU + BatchNorm1d after the bottleneck conv.
         eps: variance floor before the square roots.
 
-    Parameters: ``Cin*A + A`` (``Cin = 3C`` or ``C``) ``+ 2A`` (BN) ``+ A*C + C``.
+    Parameter count: ``Cin*A + A`` (``Cin = 3C`` or ``C``) ``+ 2A`` (BN) ``+ A*C + C``.
 
     Example:
         >>> pool = AttentiveStatsPool(64, attention_channels=16).eval()

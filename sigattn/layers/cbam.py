@@ -32,7 +32,7 @@ class CBAMChannel(nn.Module):
         rd_divisor: rounding divisor (timm's CBAM: 1).
         bias: MLP biases (timm: False).
 
-    Parameters: ``2*C*r`` (+ ``r + C`` with ``bias``).
+    Parameter count: ``2*C*r`` (+ ``r + C`` with ``bias``).
 
     Example:
         >>> cbam = CBAMChannel(64)

@@ -28,12 +28,12 @@ class ChannelAttentionPool(nn.Module):
         embed_dim: token size ``D``.
         hidden_dim: size of ``W1``'s output (default ``D``, as in DBConformer: 40 -> 40 -> 1).
 
-    Parameters: ``D*H + H + H + 1``.
+    Parameter count: ``D*H + H + H + 1``.
 
     Example:
         >>> pool = ChannelAttentionPool(40)
         >>> tokens = torch.randn(8, 22, 40)
-        >>> pool(tokens).shape, pool.attention(tokens).sum(-1)[0].item()
+        >>> pool(tokens).shape, round(pool.attention(tokens).sum(-1)[0].item(), 5)
         (torch.Size([8, 40]), 1.0)
     """
 

@@ -42,7 +42,7 @@ class ChannelSelect(nn.Module):
         hidden_dim: width of ``W1``.
         temperature: ``tau`` of the softmax.
 
-    Parameters: ``2F*H + H + H + 1``.
+    Parameter count: ``2F*H + H + H + 1``.
 
     Example:
         >>> sel = ChannelSelect(40, k=2)  # 40 log-mel bands per microphone

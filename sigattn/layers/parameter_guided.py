@@ -40,7 +40,7 @@ class ParameterGuidedChannelAttention(nn.Module):
         scale: gate multiplier; 2 makes the zero-initialised gate an identity at start, 1 is a plain sigmoid.
         zero_init: initialise ``W2, b2`` to zero (identity at start); False keeps PyTorch's default init.
 
-    Parameters: ``Din*H + H + H*C + C`` (+ ``N*embed_dim`` for ids), ``Din = P`` or ``embed_dim``.
+    Parameter count: ``Din*H + H + H*C + C`` (+ ``N*embed_dim`` for ids), ``Din = P`` or ``embed_dim``.
 
     Example:
         >>> pg = ParameterGuidedChannelAttention(64, param_dim=3)

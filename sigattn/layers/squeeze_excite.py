@@ -45,7 +45,7 @@ class SqueezeExcite(nn.Module):
         rd_divisor: rounding divisor for the ratio form (default 8, timm's).
         bias: whether ``fc1``/``fc2`` have biases.
 
-    Parameters: ``C*r + C*r`` weights, plus ``r + C`` biases when ``bias``.
+    Parameter count: ``C*r + C*r`` weights, plus ``r + C`` biases when ``bias``.
 
     Example:
         >>> se = SqueezeExcite(512, rd_channels=128)
