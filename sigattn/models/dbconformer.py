@@ -1,0 +1,274 @@
+"""DBConformer: a dual-branch convolutional transformer for EEG decoding.
+
+Reference: Z. Wang, S. Wang, X. Jia, H. He, S. Li, D. Wu, "DBConformer: Dual-Branch Convolutional Transformer
+for EEG Decoding", IEEE JBHI 30(5):4134-4147, 2026 (arXiv 2506.21140). Re-implemented from the description in
+``shared/reference/eeg_motor_imagery.md`` (the authors' code is under a noncommercial licence and was not used).
+
+Two branches read the same trial ``(B, C, T)``:
+
+* the **temporal** branch (T-Conformer) mixes electrodes with a pointwise convolution, filters each virtual
+  channel with a depthwise temporal convolution, average-pools into patch tokens (0.5 s each by default) and
+  runs a pre-LN transformer over the tokens;
+* the **spatial** branch (S-Conformer) turns each electrode into one token (strided convolution, ELU, global
+  average, linear), adds a per-electrode embedding and runs a transformer across electrodes; additive channel
+  attention (:class:`sigattn.layers.ChannelAttentionPool`) pools the electrode tokens, and its weights are the
+  per-trial electrode importances returned by :meth:`DBConformer.channel_weights`.
+
+The two pooled vectors are concatenated and classified by an MLP ``2D -> 64 -> 32 -> n_outputs``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from sigattn.layers import ChannelAttentionPool
+
+__all__ = ["DBConformer", "ConformerBlock"]
+
+
+class _MultiHeadAttention(nn.Module):
+    """Multi-head self-attention with separate Q/K/V projections and a configurable softmax scale.
+
+    EEG Conformer (and DBConformer after it) divides the scores by ``sqrt(emb_size)`` instead of
+    ``sqrt(head_dim)``; ``scale`` keeps that choice explicit.
+    """
+
+    def __init__(self, emb_size: int, n_heads: int, dropout: float, scale: float) -> None:
+        super().__init__()
+        if emb_size % n_heads:
+            raise ValueError(f"emb_size ({emb_size}) must be divisible by n_heads ({n_heads})")
+        self.n_heads = n_heads
+        self.scale = scale
+        self.query = nn.Linear(emb_size, emb_size)
+        self.key = nn.Linear(emb_size, emb_size)
+        self.value = nn.Linear(emb_size, emb_size)
+        self.proj = nn.Linear(emb_size, emb_size)
+        self.att_drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, d = x.shape
+        h = self.n_heads
+        q = self.query(x).reshape(b, n, h, d // h).transpose(1, 2)
+        k = self.key(x).reshape(b, n, h, d // h).transpose(1, 2)
+        v = self.value(x).reshape(b, n, h, d // h).transpose(1, 2)
+        att = torch.softmax(q @ k.transpose(-2, -1) * self.scale, dim=-1)
+        out = self.att_drop(att) @ v
+        return self.proj(out.transpose(1, 2).reshape(b, n, d))
+
+
+class ConformerBlock(nn.Module):
+    """Pre-LN transformer block: ``x + Drop(MHA(LN(x)))``, then ``x + Drop(FFN(LN(x)))``.
+
+    FFN is ``Linear(D, e*D) -> GELU -> Dropout -> Linear(e*D, D)``; the attention scale is ``1/sqrt(D)``.
+
+    Example:
+        >>> ConformerBlock(40)(torch.randn(2, 8, 40)).shape
+        torch.Size([2, 8, 40])
+    """
+
+    def __init__(
+        self, emb_size: int, n_heads: int = 10, ffn_expansion: int = 4, dropout: float = 0.5
+    ) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(emb_size)
+        self.attn = _MultiHeadAttention(emb_size, n_heads, dropout, scale=1.0 / math.sqrt(emb_size))
+        self.drop1 = nn.Dropout(dropout)
+        self.norm2 = nn.LayerNorm(emb_size)
+        self.ffn = nn.Sequential(
+            nn.Linear(emb_size, ffn_expansion * emb_size),
+            nn.GELU(),
+            nn.Dropout(dropout),
+            nn.Linear(ffn_expansion * emb_size, emb_size),
+        )
+        self.drop2 = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.drop1(self.attn(self.norm1(x)))
+        return x + self.drop2(self.ffn(self.norm2(x)))
+
+
+def _resolve_signal_args(
+    n_chans: int | None,
+    n_times: int | None,
+    sfreq: float | None,
+    chs_info: Sequence[Any] | None,
+    input_window_seconds: float | None,
+) -> tuple[int, int, float | None, list[str] | None]:
+    """braindecode's rules: derive missing arguments, reject inconsistent ones."""
+    ch_names = None
+    if chs_info is not None:
+        ch_names = [c["ch_name"] if isinstance(c, dict) else str(c) for c in chs_info]
+        if n_chans is not None and n_chans != len(ch_names):
+            raise ValueError(f"n_chans={n_chans} but chs_info lists {len(ch_names)} channels")
+        n_chans = len(ch_names)
+    if input_window_seconds is not None:
+        if n_times is None and sfreq is not None:
+            n_times = int(round(input_window_seconds * sfreq))
+        elif sfreq is None and n_times is not None:
+            sfreq = n_times / input_window_seconds
+        elif (
+            n_times is not None and sfreq is not None and n_times != int(round(input_window_seconds * sfreq))
+        ):
+            raise ValueError(
+                f"n_times={n_times} disagrees with input_window_seconds={input_window_seconds} * sfreq={sfreq}"
+            )
+    if n_chans is None or n_times is None:
+        raise ValueError(f"DBConformer needs n_chans (or chs_info) and n_times; got {n_chans=}, {n_times=}")
+    if n_chans < 1 or n_times < 1:
+        raise ValueError(f"n_chans and n_times must be positive, got {n_chans=}, {n_times=}")
+    return int(n_chans), int(n_times), sfreq, ch_names
+
+
+class DBConformer(nn.Module):
+    """Dual-branch (temporal + spatial) convolutional transformer with electrode attention.
+
+    ``x (B, C, T) -> logits (B, n_outputs)``. Temporal branch: ``Conv1d(C, D, 1) + BN``, depthwise
+    ``Conv1d(D, D, 63) + BN``, GELU, ``AvgPool1d(patch_size)`` into ``P = T // patch_size`` tokens, dropout,
+    positional embedding, ``depth_temporal`` pre-LN blocks, mean over tokens. Spatial branch: each electrode
+    ``Conv1d(1, 16, 25, stride 5) -> ELU -> mean -> Linear(16, D)``, electrode embedding, ``depth_spatial``
+    blocks, additive attention pooling ``alpha = softmax_c(w2^T tanh(W1 h_c + b1) + b2)``. Head on
+    ``[x_t; x_s]``: ``Linear(2D, 64) -> ELU -> Drop(0.5) -> Linear(64, 32) -> ELU -> Drop(0.3) -> Linear(32, n)``.
+
+    With 22 channels, 1001 samples at 250 Hz and 2 outputs the model has 93,747 parameters, matching the hand
+    count of the reference sheet.
+
+    Args:
+        n_chans: electrodes (or give ``chs_info``, MNE's ``info["chs"]`` or a list of names).
+        n_outputs: classes. ``n_times``: samples per trial. ``sfreq``: sampling rate (Hz), used for
+            ``patch_size`` (0.5 s) when that is not given; 125 samples when neither is known.
+        input_window_seconds: alternative to ``n_times`` / ``sfreq`` (braindecode convention).
+        emb_size, n_heads, ffn_expansion, dropout: transformer width (40), heads (10), FFN factor (4), dropout.
+        depth_temporal, depth_spatial: blocks per branch (2 and 2).
+        patch_size: samples per temporal token. temporal_kernel: depthwise kernel (63, odd).
+        spatial_filters, spatial_kernel, spatial_stride: per-electrode tokeniser (16, 25, 5).
+        channel_attention: additive attention pooling over electrodes (True) or a plain mean (False).
+
+    Example:
+        >>> m = DBConformer(n_chans=22, n_outputs=2, n_times=1001, sfreq=250)
+        >>> sum(p.numel() for p in m.parameters())
+        93747
+        >>> m(torch.randn(3, 22, 1001)).shape, m.channel_weights(torch.randn(3, 22, 1001)).shape
+        (torch.Size([3, 2]), torch.Size([3, 22]))
+    """
+
+    def __init__(
+        self,
+        n_chans: int | None = None,
+        n_outputs: int = 2,
+        n_times: int | None = None,
+        sfreq: float | None = None,
+        chs_info: Sequence[Any] | None = None,
+        input_window_seconds: float | None = None,
+        *,
+        emb_size: int = 40,
+        n_heads: int = 10,
+        ffn_expansion: int = 4,
+        dropout: float = 0.5,
+        depth_temporal: int = 2,
+        depth_spatial: int = 2,
+        patch_size: int | None = None,
+        temporal_kernel: int = 63,
+        spatial_filters: int = 16,
+        spatial_kernel: int = 25,
+        spatial_stride: int = 5,
+        channel_attention: bool = True,
+    ) -> None:
+        super().__init__()
+        n_chans, n_times, sfreq, ch_names = _resolve_signal_args(
+            n_chans, n_times, sfreq, chs_info, input_window_seconds
+        )
+        if n_outputs < 1:
+            raise ValueError(f"n_outputs must be >= 1, got {n_outputs}")
+        if patch_size is None:
+            patch_size = int(round(0.5 * sfreq)) if sfreq else 125
+        if not 1 <= patch_size <= n_times:
+            raise ValueError(f"patch_size={patch_size} must be in [1, n_times={n_times}]")
+        if temporal_kernel % 2 == 0:
+            raise ValueError(f"temporal_kernel must be odd (same-length padding), got {temporal_kernel}")
+        self.n_chans, self.n_outputs, self.n_times, self.sfreq = n_chans, n_outputs, n_times, sfreq
+        self.ch_names = ch_names
+        self.patch_size = patch_size
+        self.n_patches = n_times // patch_size
+        d = emb_size
+
+        # temporal branch
+        self.temporal_stem = nn.Sequential(
+            nn.Conv1d(n_chans, d, 1, bias=False),
+            nn.BatchNorm1d(d),
+            nn.Conv1d(d, d, temporal_kernel, padding=temporal_kernel // 2, groups=d, bias=False),
+            nn.BatchNorm1d(d),
+            nn.GELU(),
+            nn.AvgPool1d(patch_size, patch_size),
+            nn.Dropout(dropout),
+        )
+        self.temporal_pos = nn.Parameter(torch.randn(1, self.n_patches, d))
+        self.temporal_encoder = nn.Sequential(
+            *[ConformerBlock(d, n_heads, ffn_expansion, dropout) for _ in range(depth_temporal)]
+        )
+        # spatial branch: one token per electrode
+        self.spatial_embed = nn.Sequential(
+            nn.Conv1d(1, spatial_filters, spatial_kernel, stride=spatial_stride, padding=spatial_kernel // 2),
+            nn.ELU(),
+            nn.AdaptiveAvgPool1d(1),
+            nn.Flatten(),
+            nn.Linear(spatial_filters, d),
+        )
+        self.spatial_pos = nn.Parameter(torch.randn(1, n_chans, d))
+        self.spatial_encoder = nn.Sequential(
+            *[ConformerBlock(d, n_heads, ffn_expansion, dropout) for _ in range(depth_spatial)]
+        )
+        self.use_channel_attention = channel_attention
+        self.channel_pool = ChannelAttentionPool(d) if channel_attention else None
+        self.head = nn.Sequential(
+            nn.Linear(2 * d, 64),
+            nn.ELU(),
+            nn.Dropout(0.5),
+            nn.Linear(64, 32),
+            nn.ELU(),
+            nn.Dropout(0.3),
+            nn.Linear(32, n_outputs),
+        )
+        for m in self.temporal_stem.modules():
+            if isinstance(m, nn.Conv1d | nn.Linear):
+                nn.init.trunc_normal_(m.weight, std=0.01)
+
+    def _check(self, x: torch.Tensor) -> None:
+        if x.dim() != 3 or x.shape[1] != self.n_chans or x.shape[2] != self.n_times:
+            raise ValueError(
+                f"DBConformer expects (batch, {self.n_chans}, {self.n_times}) trials, got {tuple(x.shape)}"
+            )
+
+    def _spatial_tokens(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, t = x.shape
+        tokens = self.spatial_embed(x.reshape(b * c, 1, t)).reshape(b, c, -1)
+        return self.spatial_encoder(tokens + self.spatial_pos)
+
+    def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Fused features ``(B, 2D)`` and electrode weights ``(B, C)`` (uniform without channel attention)."""
+        self._check(x)
+        t = self.temporal_stem(x).transpose(1, 2) + self.temporal_pos
+        x_t = self.temporal_encoder(t).mean(dim=1)
+        h = self._spatial_tokens(x)
+        if self.channel_pool is not None:
+            alpha = self.channel_pool.attention(h)
+            x_s = torch.einsum("bc,bcd->bd", alpha, h)
+        else:
+            alpha = torch.full(h.shape[:2], 1.0 / h.shape[1], dtype=h.dtype, device=h.device)
+            x_s = h.mean(dim=1)
+        return torch.cat([x_t, x_s], dim=1), alpha
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``(B, n_outputs)`` for trials ``x (B, C, T)``."""
+        return self.head(self.forward_features(x)[0])
+
+    def channel_weights(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-trial electrode importances ``(B, C)`` (attention weights, each row sums to 1).
+
+        Call under ``model.eval()`` for deterministic weights (dropout acts on the tokens otherwise).
+        """
+        return self.forward_features(x)[1]
