@@ -16,6 +16,7 @@ they are given. Features of a waveform in [-1, 1] equal those of the int16-scale
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 
@@ -28,6 +29,7 @@ from ._core import KERNEL_LOCK, as_float_array
 __all__ = ["FLT_EPSILON", "fbank", "fbank_batch", "frame_params", "mel_banks", "window_function"]
 
 FLT_EPSILON = 1.1920928955078125e-07
+CHUNK_FRAMES = 512
 WINDOWS = ("povey", "hanning", "hamming", "rectangular", "blackman")
 
 
@@ -96,21 +98,11 @@ def mel_banks(
     return np.concatenate([w, np.zeros((num_bins, 1))], axis=1)
 
 
-def _sparse_banks(dense: np.ndarray):
-    nb = dense.shape[0]
-    offsets = np.zeros(nb, dtype=np.int64)
-    widths = np.zeros(nb, dtype=np.int64)
-    for m in range(nb):
-        nz = np.flatnonzero(dense[m])
-        if nz.size:
-            offsets[m], widths[m] = nz[0], nz[-1] - nz[0] + 1
-    weights = np.zeros((nb, max(1, int(widths.max()))), dtype=np.float64)
-    for m in range(nb):
-        weights[m, : widths[m]] = dense[m, offsets[m] : offsets[m] + widths[m]]
-    return offsets, widths, weights
+# reassociation lets LLVM vectorise the sums; no NaN/Inf tests happen inside these kernels (inputs are checked)
+FAST = {"reassoc", "contract"}
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, fastmath=FAST)
 def _frames_kernel(x, starts, lengths, frame_utt, frame_idx, first_offset, shift, size, noise, dither,
                    remove_dc, preemph, window, raw_energy, out, energy):  # fmt: skip
     n_frames = out.shape[0]
@@ -119,75 +111,119 @@ def _frames_kernel(x, starts, lengths, frame_utt, frame_idx, first_offset, shift
         u = frame_utt[f]
         s0 = starts[u]
         n = lengths[u]
-        buf = np.empty(size, dtype=np.float64)
+        row = out[f]
         begin = frame_idx[f] * shift + first_offset
-        for i in range(size):
-            j = begin + i
-            # Kaldi reflection without edge repeat: -1 -> 0, -2 -> 1, n -> n - 1.
-            while j < 0 or j >= n:
-                j = -j - 1 if j < 0 else 2 * n - 1 - j
-            buf[i] = x[s0 + j]
-        if dither != 0.0:
+        if dither == 0.0 and begin >= 0 and begin + size <= n:
+            xs = x[s0 + begin : s0 + begin + size]  # common case: no copy
+        else:
+            buf = np.empty(size, dtype=x.dtype)
             for i in range(size):
-                buf[i] += dither * noise[f, i]
+                j = begin + i
+                # Kaldi reflection without edge repeat: -1 -> 0, -2 -> 1, n -> n - 1.
+                while j < 0 or j >= n:
+                    j = -j - 1 if j < 0 else 2 * n - 1 - j
+                buf[i] = x[s0 + j]
+            if dither != 0.0:
+                nz = noise[f]
+                for i in range(size):
+                    buf[i] += dither * nz[i]
+            xs = buf
+        mean = 0.0
         if remove_dc:
-            mean = 0.0
             for i in range(size):
-                mean += buf[i]
-            mean /= size
-            for i in range(size):
-                buf[i] -= mean
+                mean += xs[i]
+            mean = mean / size
         if raw_energy:
             e = 0.0
             for i in range(size):
-                e += buf[i] * buf[i]
+                v = xs[i] - mean
+                e += v * v
             energy[f] = e
-        if preemph != 0.0:
-            for i in range(size - 1, 0, -1):
-                buf[i] -= preemph * buf[i - 1]
-            buf[0] -= preemph * buf[0]
-        e = 0.0
-        for i in range(size):
-            v = buf[i] * window[i]
-            out[f, i] = v
-            e += v * v
+        # DC removal, pre-emphasis from the end (x[i] -= c x[i-1]; x[0] -= c x[0]) and window, fused:
+        # (x[i] - m) - c (x[i-1] - m) = x[i] - c x[i-1] - m (1 - c)
+        cm = mean * (1.0 - preemph)
+        for i in range(1, size):
+            row[i] = (xs[i] - preemph * xs[i - 1] - cm) * window[i]
+        row[0] = (xs[0] - mean) * (1.0 - preemph) * window[0]
         if not raw_energy:
+            e = 0.0
+            for i in range(size):
+                e += np.float64(row[i]) * row[i]
             energy[f] = e
         for i in range(size, padded):
-            out[f, i] = 0.0
+            row[i] = 0.0
 
 
-@njit(cache=True, parallel=True)
-def _mel_kernel(spec, offsets, widths, weights, use_power, use_log, energy, energy_col, log_floor, bins_first,
+@njit(cache=True, parallel=True, fastmath=FAST)
+def _mel_kernel(spec_ri, lo, hi, seg, up_w, nb, use_power, use_log, energy, energy_col, energy_min, bins_first,
                 frame_utt, frame_idx, out):  # fmt: skip
-    n_frames = spec.shape[0]
-    nb = offsets.shape[0]
+    # Kaldi triangles share edges: between centres c_{j-1} and c_j, bin j-1 falls with weight 1 - u and bin j
+    # rises with weight u. One pass over the FFT bins accumulates, per segment j, the total power and the
+    # u-weighted power; then mel[m] = rise(m) + fall(m) = up[m] + (tot[m + 1] - up[m + 1]).
+    # spec_ri: the complex spectrum viewed as interleaved (re, im) reals. With use_log, writes the clamped
+    # linear values (the log is taken afterwards by numpy's SIMD log); the energy column is always a log.
+    n_frames = spec_ri.shape[0]
     col0 = 1 if energy_col == 0 else 0
+    eps = 1.1920928955078125e-07
     for f in prange(n_frames):
         b = frame_utt[f]
         t = frame_idx[f]
+        row = spec_ri[f]
+        tot = np.zeros(nb + 1)
+        up = np.zeros(nb + 1)
+        for k in range(hi - lo):
+            a = row[2 * (k + lo)]
+            c = row[2 * (k + lo) + 1]
+            p = np.float64(a * a + c * c)
+            if not use_power:
+                p = math.sqrt(p)
+            j = seg[k]
+            tot[j] += p
+            up[j] += up_w[k] * p
         for m in range(nb):
-            acc = 0.0
-            o = offsets[m]
-            for k in range(widths[m]):
-                z = spec[f, o + k]
-                p = z.real * np.float64(z.real) + z.imag * np.float64(z.imag)
-                if not use_power:
-                    p = math.sqrt(p)
-                acc += weights[m, k] * p
+            acc = up[m] + tot[m + 1] - up[m + 1]
             if use_log:
-                acc = math.log(max(acc, 1.1920928955078125e-07))
+                acc = max(acc, eps)
             if bins_first:
                 out[b, col0 + m, t] = acc
             else:
                 out[b, t, col0 + m] = acc
         if energy_col >= 0:
-            e = math.log(max(energy[f], 1.1920928955078125e-07))
-            e = max(e, log_floor)
+            e = max(energy[f], energy_min)
+            if not use_log:
+                e = math.log(e)
             if bins_first:
                 out[b, energy_col, t] = e
             else:
                 out[b, t, energy_col] = e
+
+
+def _segments(num_bins: int, padded: int, sample_rate: float, low_freq: float, high_freq: float):
+    """Per FFT bin in [lo, hi): its triangle segment and rising weight (same edges as :func:`mel_banks`)."""
+    dense = mel_banks(num_bins, padded, sample_rate, low_freq, high_freq)  # validates the edges
+    high = high_freq + 0.5 * sample_rate if high_freq <= 0.0 else high_freq
+    mel_low, mel_high = _mel(low_freq), _mel(high)
+    delta = (mel_high - mel_low) / (num_bins + 1)
+    mel = _mel(sample_rate / padded * np.arange(padded // 2))
+    pos = (mel - mel_low) / delta
+    inside = (mel > mel_low) & (mel < mel_high)
+    nz = np.flatnonzero(inside)
+    lo, hi = int(nz[0]), int(nz[-1]) + 1
+    seg = np.clip(np.floor(pos[lo:hi]).astype(np.int64), 0, num_bins)
+    up_w = pos[lo:hi] - seg
+    assert dense[:, hi:].max(initial=0.0) == 0.0 and dense[:, :lo].max(initial=0.0) == 0.0
+    return lo, hi, seg, up_w
+
+
+@functools.lru_cache(maxsize=32)
+def _design(sample_rate, frame_length, frame_shift, round_to_power_of_two, window_type, blackman_coeff,
+            num_mel_bins, low_freq, high_freq):  # fmt: skip
+    size, shift, padded = frame_params(sample_rate, frame_length, frame_shift, round_to_power_of_two)
+    window = window_function(window_type, size, blackman_coeff)
+    lo, hi, seg, up_w = _segments(num_mel_bins, padded, sample_rate, low_freq, high_freq)
+    for arr in (window, seg, up_w):
+        arr.setflags(write=False)
+    return size, shift, padded, window, lo, hi, seg, up_w
 
 
 def _check_waveform(w: object, name: str) -> np.ndarray:
@@ -208,10 +244,10 @@ def _run(waves, sample_rate, num_mel_bins, frame_length, frame_shift, dither, pr
         raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
     if dither < 0:
         raise ValueError(f"dither must be >= 0, got {dither}")
-    size, shift, padded = frame_params(sample_rate, frame_length, frame_shift, round_to_power_of_two)
-    window = window_function(window_type, size, blackman_coeff)
-    dense = mel_banks(num_mel_bins, padded, sample_rate, low_freq, high_freq)
-    offsets, widths, weights = _sparse_banks(dense)
+    size, shift, padded, window, lo, hi, seg, up_w = _design(
+        float(sample_rate), float(frame_length), float(frame_shift), bool(round_to_power_of_two), window_type,
+        float(blackman_coeff), int(num_mel_bins), float(low_freq), float(high_freq),
+    )  # fmt: skip
     lens = np.array([w.shape[0] for w in waves], dtype=np.int64)
     frames = np.array([num_frames(int(n), size, shift, snip_edges) for n in lens], dtype=np.int64)
     for i, (n, nf) in enumerate(zip(lens, frames)):
@@ -229,21 +265,35 @@ def _run(waves, sample_rate, num_mel_bins, frame_length, frame_shift, dither, pr
     first_offset = 0 if snip_edges else shift // 2 - size // 2
     noise = np.random.default_rng(seed).standard_normal((total, size)) if dither > 0 else np.zeros((1, 1))
     ftype = np.float32 if dtype == "float32" else np.float64
-    buf = np.empty((total, padded), dtype=ftype)
     energy = np.empty(total, dtype=np.float64)
     n_out = num_mel_bins + (1 if use_energy else 0)
     energy_col = (num_mel_bins if htk_compat else 0) if use_energy else -1
-    log_floor = math.log(energy_floor) if energy_floor > 0 else -np.inf
+    energy_min = max(FLT_EPSILON, energy_floor)
     t_max = int(frames.max())
     shape = (len(waves), n_out, t_max) if bins_first else (len(waves), t_max, n_out)
     out = np.zeros(shape, dtype=ftype)
+    # Blocks of frames keep the frame matrix and its spectrum in cache (and avoid fresh pages per call).
+    chunk = min(total, CHUNK_FRAMES)
+    buf = np.empty((chunk, padded), dtype=ftype)
+    spec = torch.empty(
+        (chunk, padded // 2 + 1), dtype=torch.complex64 if ftype == np.float32 else torch.complex128
+    )
     with KERNEL_LOCK:
-        _frames_kernel(flat, starts, lens, frame_utt, frame_idx, first_offset, shift, size, noise,
-                       float(dither), bool(remove_dc_offset), float(preemphasis_coefficient), window,
-                       bool(raw_energy), buf, energy)  # fmt: skip
-        spec = torch.fft.rfft(torch.from_numpy(buf), dim=-1).numpy()
-        _mel_kernel(spec, offsets, widths, weights, bool(use_power), bool(use_log_fbank), energy, energy_col,
-                    log_floor, bool(bins_first), frame_utt, frame_idx, out)  # fmt: skip
+        for c0 in range(0, total, chunk):
+            c1 = min(total, c0 + chunk)
+            fb, sp = buf[: c1 - c0], spec[: c1 - c0]
+            fu, fi = frame_utt[c0:c1], frame_idx[c0:c1]
+            _frames_kernel(flat, starts, lens, fu, fi, first_offset, shift, size, noise[c0:c1] if dither > 0 else noise,
+                           float(dither), bool(remove_dc_offset), float(preemphasis_coefficient), window,
+                           bool(raw_energy), fb, energy[c0:c1])  # fmt: skip
+            torch.fft.rfft(torch.from_numpy(fb), dim=-1, out=sp)
+            spec_ri = sp.numpy().view(ftype)
+            _mel_kernel(spec_ri, lo, hi, seg, up_w, int(num_mel_bins), bool(use_power), bool(use_log_fbank),
+                        energy[c0:c1], energy_col, energy_min, bool(bins_first), fu, fi, out)  # fmt: skip
+    if use_log_fbank:
+        for b, nf in enumerate(frames):
+            item = out[b, :, :nf] if bins_first else out[b, :nf]
+            np.log(item, out=item)
     if subtract_mean:
         for b, nf in enumerate(frames):
             item = out[b, :, :nf] if bins_first else out[b, :nf]

@@ -1,0 +1,208 @@
+"""Speed of sigattn.features vs the tools a user would otherwise pick, side by side in one run.
+
+    python benchmarks/features.py [--quick]
+
+1. fbank, seconds of audio per second: sigattn Numba and torch ``Fbank`` vs ``torchaudio.compliance.kaldi.fbank``
+   vs kaldi-native-fbank vs an FFT-only bound (``torch.fft.rfft`` of the (frames, 512) frame matrix alone),
+   single thread and all cores.
+2. EEG chain (64 channels at 160 Hz, 8-30 Hz band-pass, epoching, Euclidean alignment), recording-seconds per
+   second: sigattn vs MNE ``filter_data`` + ``Epochs`` + NumPy EA.
+3. First-call time (import + compile or cache load of every kernel) with a cold and a warm Numba cache.
+
+Prints a markdown report and writes it as the "features" section of docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks._report import machine, markdown_table, write_section  # noqa: E402
+
+
+def best_time(fn, repeats: int) -> float:
+    fn()  # warm-up (compile / caches)
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def set_threads(n: int) -> None:
+    from sigattn.features import set_num_threads
+
+    set_num_threads(n)
+
+
+def bench_fbank(seconds: float, repeats: int, threads: list[int]) -> tuple[str, dict]:
+    import kaldi_native_fbank as knf
+    import torch
+    import torchaudio.compliance.kaldi as kaldi
+
+    from sigattn.features import Fbank, fbank
+
+    rng = np.random.default_rng(0)
+    wave = (rng.standard_normal(int(seconds * 16000)) * 3000).astype(np.float32)
+    wave_t = torch.from_numpy(wave)
+    module = Fbank()
+    n_frames = 1 + (wave.size - 400) // 160
+    frames = torch.from_numpy(rng.standard_normal((n_frames, 512)).astype(np.float32))
+
+    def run_knf():
+        opts = knf.FbankOptions()
+        opts.frame_opts.dither = 0.0
+        opts.mel_opts.num_bins = 80
+        f = knf.OnlineFbank(opts)
+        f.accept_waveform(16000, wave)
+        f.input_finished()
+        return np.stack([f.get_frame(i) for i in range(f.num_frames_ready)])
+
+    tools = {
+        "sigattn fbank (Numba + torch.fft)": lambda: fbank(wave),
+        "sigattn Fbank (torch module)": lambda: module(wave_t[None]),
+        "torchaudio kaldi.fbank": lambda: kaldi.fbank(wave_t[None], num_mel_bins=80, dither=0.0),
+        "kaldi-native-fbank": run_knf,
+        "FFT-only bound (torch.fft.rfft of frames)": lambda: torch.fft.rfft(frames, dim=-1),
+    }
+    rates: dict[tuple[str, int], float] = {}
+    for n in threads:
+        set_threads(n)
+        for name, fn in tools.items():
+            reps = max(1, repeats // 3) if name == "kaldi-native-fbank" else repeats
+            rates[(name, n)] = seconds / best_time(fn, reps)
+    rows = []
+    for name in tools:
+        row = [name] + [rates[(name, n)] for n in threads]
+        row += [rates[(name, n)] / rates[("torchaudio kaldi.fbank", n)] for n in threads]
+        row += [rates[(name, n)] / rates[("FFT-only bound (torch.fft.rfft of frames)", n)] for n in threads]
+        rows.append(row)
+    hdr = ["tool"] + [f"audio-s/s, {n} thr" for n in threads]
+    hdr += [f"x torchaudio, {n} thr" for n in threads] + [f"of FFT bound, {n} thr" for n in threads]
+    md = f"**fbank**, {seconds:g} s of 16 kHz noise, 80 bins, 25/10 ms, best of {repeats}:\n\n"
+    md += markdown_table(hdr, rows)
+    key = "sigattn fbank (Numba + torch.fft)"
+    summary = {
+        "fbank_vs_torchaudio_1thr": rates[(key, 1)] / rates[("torchaudio kaldi.fbank", 1)],
+        "fbank_of_fft_bound_1thr": rates[(key, 1)] / rates[("FFT-only bound (torch.fft.rfft of frames)", 1)],
+    }
+    return md, summary
+
+
+def numpy_ea(x: np.ndarray) -> np.ndarray:
+    r = np.mean(x @ x.transpose(0, 2, 1), axis=0)
+    w, v = np.linalg.eigh(r)
+    return ((v / np.sqrt(w)) @ v.T) @ x
+
+
+def bench_eeg(seconds: float, repeats: int, threads: list[int]) -> tuple[str, dict]:
+    import mne
+
+    from sigattn.features import epochs_from_events, euclidean_alignment, fir_filter, iir_filter
+
+    mne.set_log_level("ERROR")
+    sf, n_ch = 160.0, 64
+    rng = np.random.default_rng(0)
+    data = rng.standard_normal((n_ch, int(seconds * sf))) * 1e-5
+    ev_samples = np.arange(int(2 * sf), data.shape[1] - int(5 * sf), int(4.5 * sf))
+    events = np.stack([ev_samples, np.zeros_like(ev_samples), np.ones_like(ev_samples)], axis=1)
+    info = mne.create_info(n_ch, sf, "eeg")
+
+    def chain_sigattn():
+        x = fir_filter(data, sf, 8.0, 30.0)
+        return euclidean_alignment(epochs_from_events(x, events, sf, 0.0, 4.0))[0]
+
+    def chain_sigattn_iir():
+        x = iir_filter(data, sf, 8.0, 30.0)
+        return euclidean_alignment(epochs_from_events(x, events, sf, 0.0, 4.0))[0]
+
+    def chain_mne():
+        x = mne.filter.filter_data(data, sf, 8.0, 30.0)
+        raw = mne.io.RawArray(x, info)
+        ep = mne.Epochs(raw, events, tmin=0.0, tmax=4.0, baseline=None, preload=True).get_data()
+        return numpy_ea(ep)
+
+    diff = np.abs(chain_sigattn() - chain_mne()).max() / np.abs(chain_mne()).max()
+    tools = {
+        "sigattn (fir_filter + epochs + EA)": chain_sigattn,
+        "sigattn, IIR band-pass instead of FIR": chain_sigattn_iir,
+        "MNE filter_data + Epochs + NumPy EA": chain_mne,
+    }
+    rates = {}
+    for n in threads:
+        set_threads(n)
+        for name, fn in tools.items():
+            rates[(name, n)] = seconds / best_time(fn, repeats)
+    ref = "MNE filter_data + Epochs + NumPy EA"
+    rows = [
+        [name] + [rates[(name, n)] for n in threads] + [rates[(name, n)] / rates[(ref, n)] for n in threads]
+        for name in tools
+    ]
+    hdr = ["chain"] + [f"rec-s/s, {n} thr" for n in threads] + [f"x MNE, {n} thr" for n in threads]
+    md = (
+        f"**EEG chain**, {n_ch} channels x {seconds:g} s at {sf:g} Hz, {len(events)} epochs of 0-4 s, "
+        f"best of {repeats} (max relative difference of the FIR chain vs MNE: {diff:.1e}):\n\n"
+    )
+    md += markdown_table(hdr, rows)
+    return md, {"eeg_vs_mne_1thr": rates[("sigattn (fir_filter + epochs + EA)", 1)] / rates[(ref, 1)]}
+
+
+FIRST_CALL = (
+    "import time; t0 = time.perf_counter(); import sigattn.features as f; t1 = time.perf_counter(); "
+    "f.warmup(); t2 = time.perf_counter(); print(t1 - t0, t2 - t1)"
+)
+
+
+def bench_first_call() -> str:
+    rows = []
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+        for label in ("cold cache", "warm cache"):
+            out = subprocess.run(
+                [sys.executable, "-c", FIRST_CALL], env=env, cwd=ROOT, capture_output=True, text=True, check=True
+            )
+            imp, warm = (float(v) for v in out.stdout.split())
+            rows.append([label, imp, warm])
+    md = "**First call** (fresh process: `import sigattn.features`, then `warmup()` runs every kernel once):\n\n"
+    return md + markdown_table(["Numba cache", "import s", "warmup s"], rows)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="short signals and few repeats (a smoke run)")
+    args = ap.parse_args(argv)
+    cores = os.cpu_count() or 1
+    threads = sorted({1, cores})
+    if args.quick:
+        audio_s, eeg_s, reps = 10.0, 60.0, 2
+    else:
+        audio_s, eeg_s, reps = 60.0, 600.0, 7
+    parts = [f"Machine: {machine()}. Mode: {'quick' if args.quick else 'full'}.\n"]
+    md_fb, s1 = bench_fbank(audio_s, reps, threads)
+    md_eeg, s2 = bench_eeg(eeg_s, reps, threads)
+    parts += [md_fb, md_eeg, bench_first_call()]
+    summary = {**s1, **s2}
+    parts.append(
+        "Targets: fbank >= 3x torchaudio on one core (measured "
+        f"{summary['fbank_vs_torchaudio_1thr']:.2f}x) and >= 50% of the FFT-only bound (measured "
+        f"{100 * summary['fbank_of_fft_bound_1thr']:.0f}%); EEG chain >= 5x MNE (measured "
+        f"{summary['eeg_vs_mne_1thr']:.2f}x, one thread)."
+    )
+    md = "## Features (`benchmarks/features.py`)\n\n" + "\n\n".join(parts)
+    print(md)
+    write_section("features", md)
+
+
+if __name__ == "__main__":
+    main()
