@@ -23,8 +23,11 @@ def _num(v: Any) -> float:
         return math.nan
 
 
-def plot_curves(step_rows: list[dict], epoch_rows: list[dict], out_png: str | os.PathLike) -> Path | None:
-    """Loss and learning rate per step, validation metrics per epoch; ``None`` without matplotlib or data."""
+def plot_curves(
+    step_rows: list[dict], epoch_rows: list[dict], out_png: str | os.PathLike, monitor: str | None = None
+) -> Path | None:
+    """Loss and learning rate per step, the monitored validation metric per epoch (``val/<monitor>``, else the
+    first ``val/`` column); ``None`` without matplotlib or data."""
     if not step_rows:
         return None
     try:
@@ -35,7 +38,8 @@ def plot_curves(step_rows: list[dict], epoch_rows: list[dict], out_png: str | os
     except ImportError:
         return None
     steps = [_num(r.get("step")) for r in step_rows]
-    val_keys = [k for k in (epoch_rows[0] if epoch_rows else {}) if k.startswith("val/")]
+    cols = [k for k in (epoch_rows[0] if epoch_rows else {}) if k.startswith("val/")]
+    val_keys = [f"val/{monitor}"] if f"val/{monitor}" in cols else cols[:1]  # one scale per panel
     ncols = 3 if val_keys else 2
     fig, axes = plt.subplots(1, ncols, figsize=(4.2 * ncols, 3.2))
     axes[0].plot(steps, [_num(r.get("loss")) for r in step_rows], lw=1)
@@ -44,10 +48,9 @@ def plot_curves(step_rows: list[dict], epoch_rows: list[dict], out_png: str | os
     axes[1].set(title="learning rate", xlabel="step")
     if val_keys:
         ep = [_num(r.get("epoch")) for r in epoch_rows]
-        for k in val_keys[:6]:
-            axes[2].plot(ep, [_num(r.get(k)) for r in epoch_rows], marker="o", ms=3, label=k[4:])
-        axes[2].set(title="validation", xlabel="epoch")
-        axes[2].legend(fontsize=7)
+        k = val_keys[0]
+        axes[2].plot(ep, [_num(r.get(k)) for r in epoch_rows], marker="o", ms=3, color="tab:green")
+        axes[2].set(title=f"validation {k[4:]}", xlabel="epoch")
     for a in axes:
         a.grid(alpha=0.3)
     fig.tight_layout()

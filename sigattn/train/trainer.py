@@ -435,7 +435,9 @@ class Trainer:
                 tb.scalars({k: v for k, v in row.items() if "/" in k}, self.step)
                 self.epoch_rows.append({k: str(v) for k, v in row.items()})
                 if not c.quiet:
-                    shown = "  ".join(f"{k} {v:.4g}" for k, v in row.items() if isinstance(v, float))
+                    keys = ["train/loss", f"val/{self.monitor}"] + [k for k in row if k.startswith("val/")]
+                    keys = list(dict.fromkeys(k for k in keys if isinstance(row.get(k), float)))[:5]
+                    shown = "  ".join(f"{k} {row[k]:.4g}" for k in keys)  # all of them are in epochs.csv
                     print(
                         f"[{self.cfg.name}] epoch {row['epoch']}/{self.n_epochs} step {self.step}  {shown}",
                         flush=True,
@@ -463,7 +465,7 @@ class Trainer:
             (self.run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
             plots = []
             curves = plot_curves(CSVLog(self.run_dir / "steps.csv").read(), self.epoch_rows,
-                                 self.run_dir / "plots" / "training_curves.png")  # fmt: skip
+                                 self.run_dir / "plots" / "training_curves.png", self.monitor)  # fmt: skip
             plots += [curves] if curves else []
             if split is not None and outputs is not None and hasattr(self.task, "plots"):
                 plots += [
