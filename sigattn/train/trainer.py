@@ -115,7 +115,13 @@ class Trainer:
     weights) and ``metrics``.
     """
 
-    def __init__(self, cfg: Recipe | dict, *, run_dir: str | os.PathLike | None = None, resume=None):
+    def __init__(
+        self,
+        cfg: Recipe | dict,
+        *,
+        run_dir: str | os.PathLike | None = None,
+        resume: str | os.PathLike | None = None,
+    ):
         self.cfg = recipe_from_dict(cfg) if isinstance(cfg, dict) else cfg
         self.run_dir: Path | None = Path(run_dir) if run_dir is not None else None
         self.resume = resume
