@@ -93,7 +93,7 @@ def _numeric_values(df, columns: list[str], source: str, fill_missing: str) -> n
                 else ""
             )
             raise ValueError(f"{source}: column {c!r} is not numeric (dtype {df[c].dtype}){where}")
-    values = df[columns].to_numpy(dtype=np.float64)
+    values = np.array(df[columns].to_numpy(dtype=np.float64), copy=True)
     values[~np.isfinite(values)] = np.nan
     missing = np.isnan(values)
     if missing.any():
@@ -189,11 +189,22 @@ def load_csv(path, date_col: str = "date", fill_missing: str = "error") -> Serie
     return from_dataframe(df, date_col, fill_missing, source=str(path))
 
 
-def make_windows(data: np.ndarray, start: int, seq_len: int, pred_len: int) -> tuple[np.ndarray, np.ndarray]:
-    """Lookback ``(C, L)`` and horizon ``(C, H)`` of ``data`` ``(T, C)`` starting at row ``start``."""
-    x = data[start : start + seq_len]
-    y = data[start + seq_len : start + seq_len + pred_len]
-    return x.T, y.T
+def make_windows(
+    data: np.ndarray, seq_len: int, pred_len: int, in_cols=None, out_cols=None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every window of ``data`` ``(T, C)``: lookbacks ``(N, C_in, L)`` and horizons ``(N, C_out, H)``.
+
+    Uses :func:`sigattn.features.sliding_windows` (TSLib windows: input ``[s, s + L)``, target
+    ``[s + L, s + L + H)``, stride 1, nothing dropped).
+    """
+    from sigattn.features import sliding_windows
+
+    x, y = sliding_windows(np.asarray(data, dtype=np.float32), seq_len, pred_len)
+    if in_cols is not None:
+        x = x[:, in_cols]
+    if out_cols is not None:
+        y = y[:, out_cols]
+    return torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.ascontiguousarray(y))
 
 
 class WindowDataset(Dataset):
@@ -225,6 +236,5 @@ class WindowDataset(Dataset):
         return x.contiguous(), y.contiguous(), i
 
     def tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """All windows at once, ``(N, C_in, L)`` and ``(N, C_out, H)`` (views; for benchmarks and baselines)."""
-        w = self.data.unfold(0, self.seq_len + self.pred_len, 1)  # (N, C, L + H)
-        return w[:, self.in_cols, : self.seq_len], w[:, self.out_cols, self.seq_len :]
+        """All windows at once, ``(N, C_in, L)`` and ``(N, C_out, H)`` (for benchmarks and baselines)."""
+        return make_windows(self.data.numpy(), self.seq_len, self.pred_len, self.in_cols, self.out_cols)

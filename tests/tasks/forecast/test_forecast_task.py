@@ -1,0 +1,183 @@
+"""The forecasting Task: train-only scaler, no dropped windows (through the engine), M/S/MS, metrics, checks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from sigattn.data_paths import shared_data_dir
+from sigattn.tasks.forecast.task import ForecastParams, ForecastTask, ci_linear_baseline
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _csv(tmp_path, n=400, shift_after=None, name="toy.csv"):
+    rng = np.random.default_rng(0)
+    vals = rng.normal(size=(n, 3))
+    if shift_after is not None:
+        vals[shift_after:] += 100.0
+    df = pd.DataFrame(vals, columns=["x0", "x1", "OT"])
+    df.insert(0, "date", pd.date_range("2021-01-01", periods=n, freq="D"))
+    p = tmp_path / name
+    df.to_csv(p, index=False)
+    return p, df
+
+
+def _task(path, **kw):
+    kw = {"seq_len": 24, "pred_len": 8, "model": "dlinear", **kw}
+    return ForecastTask(ForecastParams(data=str(path), **kw))
+
+
+def test_scaler_fit_on_train_rows_only(tmp_path):
+    path, df = _csv(tmp_path, n=400, shift_after=300)  # the shift lies in val/test only (train = 280 rows)
+    task = _task(path)
+    task.build_datasets()
+    train_rows = df[["x0", "x1", "OT"]].to_numpy()[:280]
+    np.testing.assert_allclose(task.scaler.mean, train_rows.mean(0))
+    np.testing.assert_allclose(task.scaler.std, train_rows.std(0))
+    path2, _ = _csv(tmp_path, n=400, shift_after=None, name="unshifted.csv")
+    task2 = _task(path2)
+    task2.build_datasets()
+    np.testing.assert_allclose(task2.scaler.mean, task.scaler.mean)  # test rows do not move the scaler
+    x, _, _ = task.build_datasets()["train"][0]
+    np.testing.assert_allclose(
+        x.numpy().T, (train_rows[:24] - train_rows.mean(0)) / train_rows.std(0), rtol=1e-5
+    )
+
+
+def test_no_dropped_test_windows_through_the_engine(tmp_path):
+    from sigattn.train import Trainer
+    from sigattn.train.config import recipe_from_dict
+
+    path, _ = _csv(tmp_path, n=400)
+    # custom split: train 280, test int(80) = 80 rows (+24 lookback) -> 104 - 24 - 8 + 1 = 73 windows.
+    raw = {
+        "task": "forecast",
+        "params": {
+            "data": str(path),
+            "seq_len": 24,
+            "pred_len": 8,
+            "channel_strategy": "ccm",
+            "n_clusters": 2,
+        },
+        "trainer": {
+            "epochs": 1,
+            "max_steps": 2,
+            "batch_size": 16,
+            "eval_batch_size": 32,
+            "amp": False,
+            "out_dir": str(tmp_path / "runs"),
+            "quiet": True,
+        },  # fmt: skip
+        "optim": {"lr": 0.001},
+    }
+    metrics = Trainer(recipe_from_dict(raw, name="nodrop")).fit()
+    assert metrics["test/n_windows"] == 73  # 73 = 2 * 32 + 9: the last, partial batch is kept
+    assert metrics["val/n_windows"] == (280 + 40) - (280 - 24) - 24 - 8 + 1
+    assert np.isfinite(metrics["test/mse"]) and np.isfinite(metrics["test/mse_raw"])
+
+
+@pytest.mark.parametrize("features,c_in,c_out", [("M", 3, 3), ("S", 1, 1), ("MS", 3, 1)])
+def test_feature_settings(tmp_path, features, c_in, c_out):
+    path, _ = _csv(tmp_path)
+    task = _task(path, features=features, channel_strategy="ccm", n_clusters=2)
+    ds = task.build_datasets()
+    x, y, _ = ds["train"][0]
+    assert x.shape == (c_in, 24) and y.shape == (c_out, 8)
+    batch = task.collate([ds["test"][i] for i in range(5)])
+    model = task.build_model()
+    loss, logs = task.loss(model, batch, epoch=0, step=0)
+    assert loss.ndim == 0 and "cluster_loss" in logs
+    out = task.predict(model.eval(), batch)
+    assert out["pred"].shape == (5, c_out, 8) and out["index"].tolist() == [0, 1, 2, 3, 4]
+    if features != "M":  # the target is OT, moved last
+        np.testing.assert_allclose(y.numpy()[0], ds["train"].data[24:32, -1].numpy())
+
+
+def test_raw_scale_metrics_follow_the_scaler(tmp_path):
+    path, _ = _csv(tmp_path)
+    task = _task(path, features="S")
+    task.build_datasets()
+    pred, true = torch.zeros(4, 1, 8), torch.ones(4, 1, 8) * 0.5
+    m = task.metrics({"pred": pred, "true": true, "index": torch.arange(4)}, "val")
+    assert m["mse"] == pytest.approx(0.25) and m["mae"] == pytest.approx(0.5)
+    std = task.scaler.std[-1]
+    assert m["mse_raw"] == pytest.approx(0.25 * std**2) and m["mae_raw"] == pytest.approx(0.5 * std)
+
+
+def test_lookback_longer_than_training_split(tmp_path):
+    path, _ = _csv(tmp_path, n=100)
+    with pytest.raises(ValueError, match="longer than the training split"):
+        _task(path, seq_len=90).build_datasets()
+    with pytest.raises(ValueError, match="params.features"):
+        ForecastTask(ForecastParams(features="XM"))
+
+
+def test_ci_linear_baseline_is_least_squares_optimum():
+    task = ForecastTask(ForecastParams(synthetic_length=600, seq_len=24, pred_len=8))
+    ds = task.build_datasets()
+    x, y = ds["train"].tensors()
+    a = x.reshape(-1, 24).double().numpy()
+    b = y.reshape(-1, 8).double().numpy()
+    w, *_ = np.linalg.lstsq(np.c_[a, np.ones(len(a))], b, rcond=None)
+    xt, yt = ds["test"].tensors()
+    at = np.c_[xt.reshape(-1, 24).double().numpy(), np.ones(xt.shape[0] * xt.shape[1])]
+    ref = np.mean((at @ w - yt.reshape(-1, 8).double().numpy()) ** 2)
+    assert ci_linear_baseline(ds["train"], ds["test"], ridge=1e-9) == pytest.approx(ref, rel=1e-5)
+
+
+def test_synthetic_ari_metric_and_demo_checks():
+    task = ForecastTask(ForecastParams(synthetic_length=600, seq_len=24, pred_len=8, channel_strategy="ccm"))
+    task.build_datasets()
+    labels = task.labels
+    assign = torch.nn.functional.one_hot(torch.from_numpy((labels + 1) % 3), 3).float()[None].repeat(4, 1, 1)
+    out = {
+        "pred": torch.zeros(4, 9, 8),
+        "true": torch.zeros(4, 9, 8),
+        "index": torch.arange(4),
+        "assign": assign,
+    }
+    m = task.metrics(out, "val")
+    assert m["ari"] == 1.0 and m["n_clusters_used"] == 3
+    checks = task.demo_checks({"test/ari": 0.95, "test/mse": 0.3, "test/ci_linear_mse": 0.4})
+    assert all(checks.values())
+    checks = task.demo_checks({"test/ari": 0.5, "test/mse": 0.5, "test/ci_linear_mse": 0.4})
+    assert not any(checks.values())
+
+
+def test_plots_written(tmp_path, monkeypatch):
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    task = ForecastTask(ForecastParams(synthetic_length=600, seq_len=24, pred_len=8, channel_strategy="ccm"))
+    ds = task.build_datasets()
+    model = task.build_model().eval()
+    batch = next(iter(DataLoader(ds["test"], batch_size=len(ds["test"]), collate_fn=task.collate)))
+    with torch.no_grad():
+        out = task.predict(model, batch)
+    paths = task.plots(model, out, "test", tmp_path)
+    assert {p.name for p in paths} == {"forecast_test.png", "assignments_test.png", "similarity_test.png"}
+    assert all(p.stat().st_size > 1000 for p in paths)
+
+
+@pytest.mark.realdata
+@pytest.mark.skipif(shared_data_dir() is None, reason="../shared/data is absent")
+def test_etth1_protocol_on_real_file():
+    task = ForecastTask(ForecastParams(data="data:forecasting/ETTh1.csv", seq_len=96, pred_len=96))
+    ds = task.build_datasets()
+    assert task.split_kind == "ett_hour"
+    assert [len(ds[s]) for s in ("train", "val", "test")] == [8449, 2785, 2785]
+    raw = pd.read_csv(shared_data_dir() / "forecasting" / "ETTh1.csv").iloc[:, 1:].to_numpy()
+    np.testing.assert_allclose(task.scaler.mean, raw[:8640].mean(0))
+    x, y, _ = ds["test"][2784]
+    last = (raw[14400 - 96 : 14400] - raw[:8640].mean(0)) / raw[:8640].std(0)
+    np.testing.assert_allclose(
+        y.numpy().T, last, rtol=1e-5, atol=1e-5
+    )  # the last test window ends at row 14400
