@@ -1,0 +1,37 @@
+"""Run logs: the CSV widens instead of dropping new columns; resume truncation; progress-bar switches."""
+
+from __future__ import annotations
+
+import csv
+
+from sigattn.train.logs import CSVLog, progress_enabled
+from sigattn.train.report import checks_table, metrics_table
+
+
+def test_csv_widens_and_truncates(tmp_path):
+    log = CSVLog(tmp_path / "s.csv")
+    log.write({"step": 1, "loss": 0.5})
+    log.write({"step": 2, "loss": 0.4, "acc": 0.75})  # a new column appears
+    log.write({"step": 3, "loss": 0.3})
+    rows = list(csv.DictReader(open(tmp_path / "s.csv")))
+    assert [r["acc"] for r in rows] == ["", "0.75", ""] and [r["step"] for r in rows] == ["1", "2", "3"]
+    again = CSVLog(tmp_path / "s.csv")  # reopened by a resumed run
+    assert again.columns == ["step", "loss", "acc"]
+    again.truncate_after("step", 2)
+    again.write({"step": 3, "loss": 0.25, "acc": 1.0})
+    rows = list(csv.DictReader(open(tmp_path / "s.csv")))
+    assert [(r["step"], r["loss"]) for r in rows] == [("1", "0.5"), ("2", "0.4"), ("3", "0.25")]
+
+
+def test_progress_switches(monkeypatch):
+    monkeypatch.setenv("CI", "true")
+    assert not progress_enabled(False)
+    monkeypatch.delenv("CI")
+    assert not progress_enabled(True)
+
+
+def test_tables():
+    assert "| test | acc | 0.5 |" in metrics_table({"test/acc": 0.5, "steps": 3.0})
+    assert "| run | steps | 3 |" in metrics_table({"steps": 3.0})
+    t = checks_table({"a": True, "b": False})
+    assert "| a | PASS |" in t and "| b | FAIL |" in t
