@@ -117,7 +117,10 @@ def sliding_cmn(
     Args:
         feats: ``(bins, T)`` or ``(B, bins, T)`` float array.
         lengths: valid frames per item; ``None`` means all ``T``.
-        cmn_window, min_cmn_window, center, norm_vars: Kaldi's options.
+        cmn_window: window length in frames.
+        min_cmn_window: minimum frames used at the start of a causal window.
+        center: centre the window on the frame instead of ending it there.
+        norm_vars: also normalise the variance over the window.
 
     Returns:
         Normalised array, same shape and dtype; padded frames are zero.

@@ -45,14 +45,15 @@ def epochs_from_events(
     baseline: tuple[float | None, float | None] | None = None,
     on_outside: str = "raise",
     return_events: bool = False,
-):
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Cut ``(n, C, T_epoch)`` epochs from a ``(C, T)`` recording around event samples.
 
     Args:
         data: ``(C, T)`` float32/float64 recording.
         events: ``(n, 3)`` integer array ``[sample, previous, code]`` (MNE layout; sample 0 = first sample).
         sfreq: sampling rate in Hz.
-        tmin, tmax: epoch limits in seconds relative to the event, both included.
+        tmin: epoch start in seconds relative to the event (included).
+        tmax: epoch end in seconds relative to the event (included).
         event_id: keep only these codes (an int, a list, or MNE's ``{name: code}`` dict); ``None`` keeps all.
         baseline: ``(a, b)`` seconds, either may be ``None``; ``None`` applies no baseline correction.
         on_outside: ``"raise"`` for epochs extending beyond the data, or ``"drop"`` (warns with the count).

@@ -333,11 +333,24 @@ def fbank(
             [-1, 1] input gives features 2 ln(32768) = 20.79 lower than int16-scale input (at ``dither=0``).
         sample_rate: Hz.
         num_mel_bins: number of triangular mel bins.
-        frame_length, frame_shift: milliseconds (25 / 10 -> 400 / 160 samples at 16 kHz).
+        frame_length: milliseconds (25 -> 400 samples at 16 kHz).
+        frame_shift: milliseconds (10 -> 160 samples at 16 kHz).
         dither: std of Gaussian noise added per frame (in input units); 0 disables it.
-        preemphasis_coefficient, remove_dc_offset, window_type, blackman_coeff, round_to_power_of_two,
-            snip_edges, low_freq, high_freq, energy_floor, raw_energy, use_energy, htk_compat, use_log_fbank,
-            use_power, subtract_mean: as in torchaudio/Kaldi (``high_freq <= 0`` is an offset from Nyquist).
+        preemphasis_coefficient: pre-emphasis ``x[i] -= c x[i-1]``.
+        remove_dc_offset: subtract each frame's mean.
+        window_type: "povey", "hanning", "hamming", "rectangular" or "blackman".
+        blackman_coeff: the Blackman window's coefficient.
+        round_to_power_of_two: zero-pad frames to the next power of two for the FFT.
+        snip_edges: frames only where they fit (Kaldi default); else centred frames with reflection.
+        low_freq: lowest mel edge in Hz.
+        high_freq: highest mel edge in Hz; ``<= 0`` is an offset from Nyquist.
+        energy_floor: floor of the log-energy column (``use_energy``), as ``log(energy_floor)``.
+        raw_energy: energy before pre-emphasis and window.
+        use_energy: add a log-energy column (first, or last with ``htk_compat``).
+        htk_compat: put the energy column last.
+        use_log_fbank: log of the mel energies (floored at FLT_EPSILON).
+        use_power: power spectrum (else magnitude).
+        subtract_mean: subtract the per-utterance mean of each column.
         seed: seed of the dither noise (``numpy.random.default_rng``).
         dtype: "float32" (default) or "float64" (FFT in double; an oracle mode).
 
@@ -360,7 +373,7 @@ def fbank(
 def fbank_batch(
     waveforms: np.ndarray | list[np.ndarray],
     lengths: np.ndarray | list[int] | None = None,
-    **kwargs,
+    **kwargs: object,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Kaldi fbank of a batch of waveforms of different lengths, in the house layout ``(B, bins, T)``.
 

@@ -22,11 +22,11 @@ __all__ = ["Fbank"]
 class Fbank(nn.Module):
     """Batched Kaldi fbank: ``(B, n)`` waveforms -> ``(B, bins, T)`` features and frame lengths.
 
-    Args:
-        sample_rate, num_mel_bins, frame_length, frame_shift, dither, preemphasis_coefficient,
-            remove_dc_offset, window_type, blackman_coeff, round_to_power_of_two, snip_edges, low_freq,
-            high_freq, energy_floor, raw_energy, use_energy, use_log_fbank, use_power: as in
-            :func:`sigattn.features.fbank` (dither is applied in training mode only).
+    The constructor takes the keyword arguments of :func:`sigattn.features.fbank` (``sample_rate``,
+    ``num_mel_bins``, ``frame_length``, ``frame_shift``, ``dither``, ``preemphasis_coefficient``,
+    ``remove_dc_offset``, ``window_type``, ``blackman_coeff``, ``round_to_power_of_two``, ``snip_edges``,
+    ``low_freq``, ``high_freq``, ``energy_floor``, ``raw_energy``, ``use_energy``, ``use_log_fbank``,
+    ``use_power``) with the same defaults; dither is applied in training mode only.
 
     Example:
         >>> import torch

@@ -173,7 +173,8 @@ def iir_filter(
     Args:
         x: ``(C, T)`` or ``(n, C, T)`` (or 1-D) float32/float64 array.
         sfreq: sampling rate in Hz.
-        l_freq, h_freq: band edges in Hz (``None`` for a low-/high-pass).
+        l_freq: lower band edge in Hz (``None`` for a low-pass).
+        h_freq: upper band edge in Hz (``None`` for a high-pass).
         order: Butterworth order of the design (band filters have twice as many poles); 1..12.
         btype: ``None`` (inferred), ``"bandpass"``, ``"bandstop"``, ``"highpass"`` or ``"lowpass"``.
 
@@ -309,7 +310,8 @@ def fir_filter(x: np.ndarray, sfreq: float, l_freq: float | None, h_freq: float 
     Args:
         x: ``(C, T)`` or ``(n, C, T)`` (or 1-D) float32/float64 array (MNE accepts float64 only).
         sfreq: sampling rate in Hz.
-        l_freq, h_freq: pass-band edges in Hz; ``None`` gives a low-/high-pass.
+        l_freq: lower pass-band edge in Hz (``None`` for a low-pass).
+        h_freq: upper pass-band edge in Hz (``None`` for a high-pass).
 
     Returns:
         Filtered array, same shape and dtype (computed in float64).

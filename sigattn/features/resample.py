@@ -34,12 +34,15 @@ def _polyphase_kernel(x, h, up, down, half_len, out):
             out[r, m] = acc
 
 
-def resample_poly(x: np.ndarray, up: int, down: int, axis: int = -1, window=("kaiser", 5.0)) -> np.ndarray:
+def resample_poly(
+    x: np.ndarray, up: int, down: int, axis: int = -1, window: str | tuple = ("kaiser", 5.0)
+) -> np.ndarray:
     """Resample by ``up / down`` along ``axis`` with a polyphase FIR, like ``scipy.signal.resample_poly``.
 
     Args:
         x: float32/float64 array (1-D to 3-D).
-        up, down: positive integers (reduced by their gcd).
+        up: upsampling factor, a positive integer (``up / down`` is reduced by the gcd).
+        down: downsampling factor, a positive integer.
         axis: axis to resample.
         window: ``scipy.signal.firwin`` window of the anti-aliasing filter.
 
