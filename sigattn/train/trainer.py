@@ -394,7 +394,16 @@ class Trainer:
         resume_path = None
         if self.resume is not None:
             resume_path = find_resume_checkpoint(self.resume)
-            self._restore(resume_path)
+            try:
+                self._restore(resume_path)
+            except ck.CheckpointError as e:
+                older = [p for p in ck.list_checkpoints(resume_path.parent) if p != resume_path]
+                hint = (
+                    f"; older checkpoints you can pass to --resume: {', '.join(map(str, older))}"
+                    if older
+                    else ""
+                )
+                raise ck.CheckpointError(f"{e}{hint}") from e
             if self.run_dir is None:
                 self.run_dir = resume_path.parent.parent
         self._make_run_dir()

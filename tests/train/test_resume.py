@@ -63,7 +63,8 @@ def test_resume_from_damaged_checkpoint_is_refused(tmp_path):
     good = {p.name: p.read_bytes() for p in ckpts[:-1]}
     newest = ckpts[-1]
     newest.write_bytes(newest.read_bytes()[:1000])
-    with pytest.raises(ck.CheckpointError, match=newest.name):
+    with pytest.raises(ck.CheckpointError, match=newest.name) as e:
         Trainer(recipe_from_dict(raw, name="toy"), resume=folder.parent).fit()
+    assert f"older checkpoints you can pass to --resume: {ckpts[0]}" in str(e.value)
     assert {p.name: p.read_bytes() for p in ck.list_checkpoints(folder)[:-1]} == good
     assert newest.stat().st_size == 1000  # nothing silently "repaired" or overwritten
