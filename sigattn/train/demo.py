@@ -123,7 +123,8 @@ def write_demo_report(out: Path, results: list[dict], quick: bool = False) -> Pa
         n_ok, n = sum(r["checks"].values()), len(r["checks"])
         status = "error" if r["error"] else ("all pass" if n_ok == n else "some checks fail")
         lines.append(f"| {r['domain']} | {r['seconds']:.1f} | {n_ok}/{n} | {status} |")
-    lines.append("")
+    total = sum(r["seconds"] for r in results)
+    lines += ["", f"Total: {total:.1f} s (budget about 3 minutes of CPU for the whole demo).", ""]
     for r in results:
         lines += [f"## {r['domain']}", ""]
         if r["error"]:
