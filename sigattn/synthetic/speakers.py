@@ -1,9 +1,9 @@
 """Synthetic speakers from a source-filter model, for tests, the demo and benchmarks (NumPy only).
 
 Each speaker has a pitch range, a vocal-tract length (formant scaling, Fant 1960; Lee et al. 1999), a
-spectral tilt, a breathiness level and a personal "accent" (a small offset of every vowel's formants). An
-utterance is a random sequence of phones: voiced vowels (harmonics of a smoothly varying f0 shaped by the
-formant envelope) and unvoiced fricatives (band-limited noise), with short pauses. Identity lives in the
+spectral tilt, a breathiness level and a personal "accent" (relative offsets of F1, F2 and F3). An
+utterance is a random sequence of phones: voiced vowels (a glottal pulse train at a smoothly varying f0 shaped
+by the formant envelope) and unvoiced fricatives (band-limited noise), with short pauses. Identity lives in the
 speaker parameters, content in the phone sequence, so a speaker embedding must ignore what is said.
 
 References:
@@ -47,7 +47,7 @@ class SpeakerParams:
         f0: median pitch (Hz). f0_range: pitch excursion as a fraction of ``f0``.
         vtl: vocal-tract length factor (formants are divided by it; 1.0 = adult male average).
         tilt: source spectral tilt in dB per octave (negative). breath: noise-to-harmonics ratio.
-        accent: ``(10, 3)`` relative formant offsets per vowel. bandwidth: formant bandwidth factor.
+        accent: ``(3,)`` relative offsets of F1-F3 (every vowel; utterances add 3 % jitter per phone). bandwidth: formant bandwidth factor.
     """
 
     f0: float
@@ -86,15 +86,15 @@ class SyntheticSpeakers:
             raise ValueError(f"speaker index must be >= 0, got {index}")
         rng = np.random.default_rng([self.seed, 7919, int(index)])
         female = rng.random() < 0.5
-        f0 = float(np.exp(rng.normal(np.log(210.0 if female else 115.0), 0.18)))
-        vtl = float(np.exp(rng.normal(np.log(0.85 if female else 1.0), 0.06)))
+        f0 = float(np.exp(rng.normal(np.log(210.0 if female else 115.0), 0.3)))
+        vtl = float(np.exp(rng.normal(np.log(0.85 if female else 1.0), 0.15)))
         return SpeakerParams(
             f0=f0,
-            f0_range=float(rng.uniform(0.08, 0.3)),
+            f0_range=float(rng.uniform(0.04, 0.15)),
             vtl=vtl,
             tilt=float(rng.uniform(-15.0, -6.0)),
             breath=float(rng.uniform(0.0, 0.25)),
-            accent=rng.normal(0.0, 0.07, size=_VOWELS.shape),
+            accent=rng.normal(0.0, 0.08, size=3),
             bandwidth=float(rng.uniform(0.7, 1.5)),
         )
 
@@ -127,20 +127,20 @@ class SyntheticSpeakers:
         knots = max(2, int(duration * 3) + 1)
         contour = p.f0 * np.exp(p.f0_range * rng.uniform(-1, 1, size=knots))
         f0 = np.interp(np.arange(n), np.linspace(0, n - 1, knots), contour)
-        phase = 2 * np.pi * np.cumsum(f0) / sr
+        cycles = np.cumsum(f0) / sr
+        pulses = np.diff(np.floor(cycles), prepend=0.0)  # one unit impulse per glottal period
         pos = 0
         while pos < n:
             kind = rng.random()
             length = int(sr * rng.uniform(0.06, 0.2))
             seg = slice(pos, min(n, pos + length))
             m = seg.stop - seg.start
-            if kind < 0.7:  # vowel
+            if kind < 0.7:  # vowel: glottal pulse train filtered by the formant envelope (FFT, per segment)
                 v = rng.integers(len(_VOWELS))
-                formants = _VOWELS[v] * (1.0 + p.accent[v]) / p.vtl
-                f0_seg = f0[seg].mean()
-                harm = np.arange(1, int((sr / 2 - 200) / f0_seg) + 1, dtype=np.float64)
-                amp = self._envelope(harm * f0_seg, formants, p)
-                wave = np.sin(phase[seg][:, None] * harm[None, :]) @ amp
+                formants = _VOWELS[v] * (1.0 + p.accent + rng.normal(0.0, 0.03, size=3)) / p.vtl
+                spec = np.fft.rfft(pulses[seg])
+                spec *= self._envelope(np.fft.rfftfreq(m, 1.0 / sr), formants, p)
+                wave = np.fft.irfft(spec, n=m)
                 wave /= np.sqrt(np.mean(wave**2)) + 1e-9
                 wave += p.breath * rng.standard_normal(m)
                 ramp = np.minimum(1.0, np.minimum(np.arange(m), np.arange(m)[::-1]) / (0.01 * sr))

@@ -326,7 +326,7 @@ class CropDataset(Dataset):
 
 
 class UtteranceDataset(Dataset):
-    """Whole utterances for embedding extraction: item ``i`` is ``(feats (bins, frames), i)``.
+    """Whole utterances for embedding extraction: item ``i`` is ``{"feats": (bins, frames), "index": i}``.
 
     Features are computed once and cached (evaluation sets are small; pass ``cache=False`` otherwise).
     ``max_seconds`` caps very long files (centre crop), as embeddings gain little past ~30 s.
@@ -344,7 +344,7 @@ class UtteranceDataset(Dataset):
 
     def __getitem__(self, i: int):
         if self._cache is not None and i in self._cache:
-            return self._cache[i], i
+            return {"feats": self._cache[i], "index": i}
         s = self.sources[i]
         wave = (
             load_audio(s, self.sample_rate) if isinstance(s, (str, Path)) else np.asarray(s, dtype=np.float32)
@@ -358,4 +358,4 @@ class UtteranceDataset(Dataset):
         feats = torch.from_numpy(extract_fbank(wave, self.sample_rate, self.num_mel_bins))
         if self._cache is not None:
             self._cache[i] = feats
-        return feats, i
+        return {"feats": feats, "index": i}

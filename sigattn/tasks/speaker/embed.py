@@ -1,0 +1,132 @@
+"""Speaker-embedding inference: batched, masked, chunked extraction and ONNX export.
+
+``embed`` turns files or waveforms into L2-normalised-ready embeddings with the same features as training
+(Kaldi fbank, 80 bins, sentence mean normalisation). Utterances are sorted by length and batched with
+``lengths`` so padding never changes an embedding (exact masking, see ``sigattn.models.ecapa``). Long audio
+is split into chunks of ``chunk_seconds`` whose embeddings are averaged (as WeSpeaker's runtime does), which
+bounds memory (speechbrain issues #1825, #1398).
+
+Desplanques et al., "ECAPA-TDNN", Interspeech 2020 (arXiv 2005.07143).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .data import extract_fbank, load_audio
+
+__all__ = ["embed", "embed_features", "export_onnx"]
+
+
+def _embedding_net(model: nn.Module) -> nn.Module:
+    model = getattr(model, "_orig_mod", model)
+    model = getattr(model, "module", model)
+    return getattr(model, "embedding", model)
+
+
+@torch.no_grad()
+def embed_features(model: nn.Module, feats: list, batch_size: int = 16, device=None) -> np.ndarray:
+    """Embeddings ``(n, D)`` of a list of ``(bins, frames)`` feature arrays, batched by length with masking."""
+    net = _embedding_net(model)
+    was = net.training
+    net.eval()
+    device = device or next(net.parameters()).device
+    order = np.argsort([-f.shape[1] for f in feats], kind="stable")
+    out: list = [None] * len(feats)
+    for i in range(0, len(order), batch_size):
+        idx = order[i : i + batch_size]
+        lengths = torch.tensor([feats[k].shape[1] for k in idx])
+        x = torch.zeros(len(idx), feats[idx[0]].shape[0], int(lengths.max()))
+        for r, k in enumerate(idx):
+            x[r, :, : lengths[r]] = torch.as_tensor(feats[k])
+        emb = net(x.to(device), lengths.to(device)).float().cpu().numpy()
+        for r, k in enumerate(idx):
+            out[k] = emb[r]
+    net.train(was)
+    return np.stack(out)
+
+
+def embed(
+    model: nn.Module,
+    files_or_waveforms,
+    sample_rate: int = 16000,
+    batch_size: int = 16,
+    chunk_seconds: float | None = 30.0,
+    min_seconds: float = 0.1,
+    resample: bool = True,
+    num_mel_bins: int = 80,
+) -> np.ndarray:
+    """Speaker embeddings of audio files or 1-D waveforms (float in [-1, 1] at ``sample_rate``).
+
+    Args:
+        model: an embedding network (``ECAPATDNN``, ``SpeechBrainECAPA``) or a trained ``SpeakerModel``.
+        files_or_waveforms: a path, a waveform, or a list of them.
+        chunk_seconds: audio longer than this is embedded in chunks whose embeddings are averaged
+            (``None``: whole utterances, unbounded memory).
+        min_seconds: shorter clips raise a ``ValueError`` naming the item.
+        resample: resample files at other rates (``False``: reject them).
+
+    Returns:
+        ``(n, D)`` float32 embeddings (not normalised; score with ``scoring.cosine_scores``).
+
+    Example:
+        >>> from sigattn.models.ecapa import ECAPATDNN
+        >>> net = ECAPATDNN(channels=32, mfa_channels=48, embed_dim=16)
+        >>> embed(net, [np.random.default_rng(0).standard_normal(8000).astype("float32") * 0.1]).shape
+        (1, 16)
+    """
+    items = files_or_waveforms
+    if isinstance(items, (str, Path)) or (isinstance(items, np.ndarray) and items.ndim == 1):
+        items = [items]
+    feats, owner = [], []
+    for n, it in enumerate(items):
+        if isinstance(it, (str, Path)):
+            wave, name = load_audio(it, sample_rate, resample), str(it)
+        else:
+            wave, name = np.asarray(it, dtype=np.float32), f"waveform {n}"
+            if wave.ndim != 1:
+                raise ValueError(f"{name}: expected a 1-D waveform, got shape {wave.shape}")
+        if wave.shape[0] < min_seconds * sample_rate:
+            raise ValueError(
+                f"{name}: {wave.shape[0] / sample_rate:.3f} s is shorter than min_seconds={min_seconds}"
+            )
+        f = extract_fbank(wave, sample_rate, num_mel_bins)
+        if chunk_seconds is None or f.shape[1] <= chunk_seconds * 100:
+            feats.append(f)
+            owner.append(n)
+            continue
+        step = int(chunk_seconds * 100)
+        starts = list(range(0, f.shape[1], step))
+        if len(starts) > 1 and f.shape[1] - starts[-1] < step // 4:  # fold a tiny tail into the last chunk
+            starts.pop()
+        for s, e in zip(starts, starts[1:] + [f.shape[1]]):
+            feats.append(f[:, s:e])
+            owner.append(n)
+    emb = embed_features(model, feats, batch_size)
+    owner_arr = np.asarray(owner)
+    return np.stack([emb[owner_arr == n].mean(axis=0) for n in range(len(items))]).astype(np.float32)
+
+
+def export_onnx(model: nn.Module, path: str | Path, num_mel_bins: int = 80, with_lengths: bool = False,
+                opset: int = 17) -> Path:  # fmt: skip
+    """Export the embedding network to ONNX with dynamic batch and time axes (TorchScript exporter).
+
+    Inputs: ``feats`` ``(B, bins, T)`` float32 (+ ``lengths`` ``(B,)`` int64 when ``with_lengths``);
+    output ``embedding`` ``(B, D)``.
+    """
+    net = _embedding_net(model).eval()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    x = torch.randn(2, num_mel_bins, 200)
+    args: tuple = (x, torch.tensor([200, 150])) if with_lengths else (x,)
+    names = ["feats", "lengths"] if with_lengths else ["feats"]
+    axes = {"feats": {0: "batch", 2: "frames"}, "embedding": {0: "batch"}}
+    if with_lengths:
+        axes["lengths"] = {0: "batch"}
+    torch.onnx.export(net, args, str(path), input_names=names, output_names=["embedding"], dynamic_axes=axes,
+                      opset_version=opset, dynamo=False)  # fmt: skip
+    return path

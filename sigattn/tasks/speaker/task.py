@@ -1,0 +1,466 @@
+"""The speaker-verification ``Task``: ECAPA-TDNN trained with AAM softmax, scored with cosine/AS-norm.
+
+Protocol: training crops of ``crop_seconds`` from the training speakers; validation (model selection) on
+``val_speakers`` speakers held out of the training pool, scored on all pairs of their utterances; test on
+a trial list (VoxCeleb format) or on all pairs of a disjoint test set. Scores are cosine after subtracting
+the mean embedding of a cohort of training utterances; with a cohort, adaptive s-norm is reported too.
+Metrics: EER (%) and normalised minDCF at p_target 0.01 and 0.05 (c_miss = c_fa = 1).
+
+Desplanques et al., "ECAPA-TDNN", Interspeech 2020 (arXiv 2005.07143).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+
+from sigattn.data_paths import resolve_data_path
+
+from .data import (
+    CropDataset,
+    Item,
+    UtteranceDataset,
+    all_pair_trials,
+    manifest_from_csv,
+    manifest_from_folder,
+    manifest_from_kaldi,
+    read_trials,
+)
+from .loss import AAMSoftmax, margin_schedule
+from .scoring import as_norm, cosine_scores, plot_det, plot_score_histogram, verification_metrics
+
+__all__ = ["FeatureCropDataset", "SpeakerModel", "SpeakerParams", "SpeakerTask"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SpeakerParams:
+    """The ``params`` section of a speaker-verification recipe.
+
+    Attributes:
+        source: ``synthetic``, ``folder`` (``<speaker>/.../<utt>.wav``), ``csv`` (``path,speaker[,utt]``) or
+            ``kaldi`` (a folder with ``wav.scp`` and ``utt2spk``).
+        train / test: manifests of that kind (paths may use ``data:``); speaker_from: ``dir`` or ``filename``.
+        trials: a VoxCeleb trial list (paths relative to ``trials_root`` or the list); empty = all test pairs.
+        val_speakers: training speakers held out for validation (single-utterance speakers are split in two).
+        cohort_size: training utterances embedded for the score mean and AS-norm (0 = no cohort: raw cosine).
+        asnorm_top_k: AS-norm top-k (clipped to the cohort size).
+        crop_seconds: training crop; short: ``repeat``/``pad``/``reject`` clips shorter than a crop.
+        epoch_size: crops per epoch (0 = one per training utterance). max_eval_seconds: cap per test file.
+        noise_dir / rir_dir / aug_prob / snr_range: MUSAN-style noise and RIR reverberation.
+        speed_perturb: add 0.9x/1.1x copies of every training speaker as new speakers.
+        spec_augment: frequency/time masking of training features.
+        model: ``ecapa`` (paper) or ``speechbrain`` (``sb_channels`` list); channels, mfa_channels, embed_dim,
+            attention_channels, se_channels: sizes.
+        margin, scale, margin_warmup (epochs ``[start, end]``): AAM softmax; margin 0.5 and long crops give
+            large-margin fine-tuning from ``init_checkpoint`` (an engine checkpoint or a state_dict).
+    """
+
+    source: str = "synthetic"
+    train: str = ""
+    train_speaker_from: str = "dir"
+    test: str = ""
+    test_speaker_from: str = "dir"
+    trials: str = ""
+    trials_root: str = ""
+    val_speakers: int = 10
+    cohort_size: int = 200
+    asnorm_top_k: int = 100
+    synth_train_speakers: int = 64
+    synth_test_speakers: int = 20
+    synth_utts: int = 4
+    synth_seconds: float = 2.5
+    synth_seed: int = 0
+    sample_rate: int = 16000
+    n_mels: int = 80
+    crop_seconds: float = 2.0
+    short: str = "repeat"
+    epoch_size: int = 0
+    max_eval_seconds: float = 30.0
+    noise_dir: str = ""
+    rir_dir: str = ""
+    aug_prob: float = 0.6
+    snr_range: list[float] = field(default_factory=lambda: [0.0, 15.0])
+    speed_perturb: bool = False
+    spec_augment: bool = False
+    model: str = "ecapa"
+    channels: int = 512
+    mfa_channels: int = 1536
+    embed_dim: int = 192
+    attention_channels: int = 128
+    se_channels: int = 128
+    sb_channels: list[int] = field(default_factory=lambda: [1024, 1024, 1024, 1024, 3072])
+    margin: float = 0.2
+    scale: float = 30.0
+    margin_warmup: list[float] = field(default_factory=lambda: [0.0, 0.0])
+    init_checkpoint: str = ""
+
+    def __post_init__(self) -> None:
+        if self.source not in ("synthetic", "folder", "csv", "kaldi"):
+            raise ValueError(f"params.source must be synthetic, folder, csv or kaldi, got {self.source!r}")
+        if self.model not in ("ecapa", "speechbrain"):
+            raise ValueError(f"params.model must be 'ecapa' or 'speechbrain', got {self.model!r}")
+        if self.short not in ("repeat", "pad", "reject"):
+            raise ValueError(f"params.short must be repeat, pad or reject, got {self.short!r}")
+        if self.source != "synthetic" and not (self.train and (self.test or self.trials)):
+            raise ValueError(
+                f"params.source={self.source!r} needs params.train and params.test (or params.trials)"
+            )
+
+
+class FeatureCropDataset(Dataset):
+    """Random ``crop_frames`` crops of precomputed ``(bins, frames)`` features (fast path without waveform
+    augmentation). Items ``(feats, label)``; short utterances are tiled."""
+
+    def __init__(
+        self, feats: list[Tensor], labels, crop_frames: int, epoch_size: int, spec_augment=None, seed=0
+    ):
+        self.feats, self.labels = feats, np.asarray(labels, dtype=np.int64)
+        self.crop, self.epoch_size, self.spec_augment, self.seed = crop_frames, epoch_size, spec_augment, seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.epoch_size
+
+    def __getitem__(self, i: int):
+        rng = np.random.default_rng([self.seed, self.epoch, i])
+        j = int(rng.integers(len(self.feats))) if self.epoch_size != len(self.feats) else i
+        f = self.feats[j]
+        if f.shape[1] < self.crop:
+            f = f.repeat(1, -(-self.crop // f.shape[1]))
+        t0 = int(rng.integers(0, f.shape[1] - self.crop + 1))
+        out = f[:, t0 : t0 + self.crop]
+        if self.spec_augment is not None:
+            out = torch.from_numpy(self.spec_augment(out.numpy(), rng))
+        return out, int(self.labels[j])
+
+
+class SpeakerModel(nn.Module):
+    """Embedding network + AAM head. ``forward(feats, lengths)`` -> embeddings; with ``labels`` -> (loss, acc)."""
+
+    def __init__(self, embedding: nn.Module, embed_dim: int, n_classes: int, margin: float, scale: float):
+        super().__init__()
+        self.embedding = embedding
+        self.head = AAMSoftmax(embed_dim, n_classes, margin, scale)
+
+    def forward(self, feats: Tensor, lengths: Tensor | None = None, labels: Tensor | None = None):
+        emb = self.embedding(feats, lengths)
+        if labels is None:
+            return emb
+        return self.head(emb, labels)
+
+
+def _manifest(kind: str, path: str, speaker_from: str) -> list[Item]:
+    p = resolve_data_path(path)
+    if kind == "folder":
+        return manifest_from_folder(p, speaker_from)
+    if kind == "csv":
+        return manifest_from_csv(p)
+    return manifest_from_kaldi(p / "wav.scp", p / "utt2spk")
+
+
+class SpeakerTask:
+    """Speaker verification with ECAPA-TDNN (see the module docstring for the protocol)."""
+
+    name: ClassVar[str] = "speaker"
+    Params: ClassVar[type] = SpeakerParams
+    monitor: ClassVar[str] = "eer"
+    monitor_mode: ClassVar[str] = "min"
+    dynamic_axes: ClassVar[dict] = {"feats": {0: "batch", 2: "frames"}, "embedding": {0: "batch"}}
+
+    def __init__(self, params: SpeakerParams, *, seed: int = 0) -> None:
+        self.p, self.seed = params, seed
+        self.n_classes = 0
+        self._model: nn.Module | None = None
+        self._trials: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._cohort_sources: list = []
+        self._train_set: Dataset | None = None
+
+    # ------------------------------------------------------------------ data
+    def _synthetic(self):
+        from sigattn.synthetic.speakers import make_speaker_corpus
+
+        p = self.p
+        n_pool = p.synth_train_speakers + p.val_speakers
+        waves, labels = make_speaker_corpus(
+            n_pool, p.synth_utts, p.synth_seconds, p.synth_seed, p.sample_rate
+        )
+        test_ids = range(n_pool, n_pool + p.synth_test_speakers)
+        t_waves, t_labels = make_speaker_corpus(
+            list(test_ids), p.synth_utts, p.synth_seconds, p.synth_seed, p.sample_rate
+        )
+        pool = [(w, str(s)) for w, s in zip(waves, labels)]
+        test = [(w, str(s)) for w, s in zip(t_waves, t_labels)]
+        return pool, test, None
+
+    def _real(self):
+        p = self.p
+        train = _manifest(p.source, p.train, p.train_speaker_from)
+        pool = [(it.path, it.speaker) for it in train]
+        if p.trials:
+            root = resolve_data_path(p.trials_root) if p.trials_root else None
+            trials = read_trials(resolve_data_path(p.trials), root)
+            files = sorted({f for _, a, b in trials for f in (a, b)})
+            return pool, [(f, "") for f in files], trials
+        test = _manifest(p.source, p.test, p.test_speaker_from)
+        return pool, [(it.path, it.speaker) for it in test], all_pair_trials(test)
+
+    def _pair_index(self, sources: list, trials) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        pos = {s: i for i, s in enumerate(sources)}
+        a = np.array([pos[t[1]] for t in trials])
+        b = np.array([pos[t[2]] for t in trials])
+        return a, b, np.array([t[0] for t in trials], dtype=np.int64)
+
+    def _all_pairs(self, speakers: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        i, j = np.triu_indices(len(speakers), k=1)
+        s = np.asarray(speakers)
+        return i, j, (s[i] == s[j]).astype(np.int64)
+
+    def build_datasets(self) -> dict[str, Dataset]:
+        p = self.p
+        pool, test, trials = self._synthetic() if p.source == "synthetic" else self._real()
+        speakers = sorted({s for _, s in pool})
+        if p.val_speakers >= len(speakers):
+            raise ValueError(
+                f"params.val_speakers={p.val_speakers} leaves no training speakers ({len(speakers)})"
+            )
+        rng = np.random.default_rng(self.seed)
+        val_spk = (
+            set(rng.choice(speakers, size=p.val_speakers, replace=False).tolist())
+            if p.val_speakers
+            else set()
+        )
+        train = [(src, s) for src, s in pool if s not in val_spk]
+        train_spk = sorted({s for _, s in train})
+        label = {s: k for k, s in enumerate(train_spk)}
+        self.n_classes = len(train_spk) * (3 if p.speed_perturb else 1)
+        log.info(
+            "speaker: %d training speakers (%d utterances), %d validation speakers",
+            len(train_spk),
+            len(train),
+            len(val_spk),
+        )
+
+        sources, labels = [t[0] for t in train], [label[t[1]] for t in train]
+        sr, n_mels = p.sample_rate, p.n_mels
+        if p.speed_perturb:
+            sources, labels = self._speed_copies(sources, labels, len(train_spk))
+        epoch_size = p.epoch_size or len(sources)
+        spec = None
+        if p.spec_augment:
+            from .augment import SpecAugment
+
+            spec = SpecAugment()
+        augment = self._waveform_augment()
+        if augment is None:  # fast path: features computed once, crops taken in frames
+            feats = [
+                UtteranceDataset([s], sr, n_mels, max_seconds=None, min_seconds=0, cache=False)[0]["feats"]
+                for s in sources
+            ]
+            crop = int(round(p.crop_seconds * 100))
+            if p.short == "reject":
+                short = [i for i, f in enumerate(feats) if f.shape[1] < crop]
+                if short:
+                    raise ValueError(
+                        f"{len(short)} training clips are shorter than {p.crop_seconds} s (short='reject'), e.g. {sources[short[0]] if isinstance(sources[short[0]], str) else short[0]}"
+                    )
+            train_set: Dataset = FeatureCropDataset(feats, labels, crop, epoch_size, spec, self.seed)
+        else:
+            train_set = CropDataset(
+                sources,
+                labels,
+                p.crop_seconds,
+                sr,
+                augment,
+                spec,
+                p.short,
+                epoch_size,
+                n_mels,
+                seed=self.seed,
+            )
+        self._train_set = train_set
+
+        val_items = []
+        for src, s in pool:
+            if s in val_spk:
+                val_items.append((src, s))
+        if val_items and all(sum(1 for _, t in val_items if t == s) == 1 for s in val_spk):
+            val_items = self._split_halves(val_items)
+        out: dict[str, Dataset] = {"train": train_set}
+        if val_items:
+            out["val"] = UtteranceDataset([v[0] for v in val_items], sr, n_mels, p.max_eval_seconds)
+            self._trials["val"] = self._all_pairs([v[1] for v in val_items])
+        test_sources = [t[0] for t in test]
+        out["test"] = UtteranceDataset(test_sources, sr, n_mels, p.max_eval_seconds)
+        self._trials["test"] = (
+            self._all_pairs([t[1] for t in test])
+            if trials is None
+            else self._pair_index(test_sources, trials)
+        )
+        if p.cohort_size:
+            idx = rng.permutation(len(train))[: p.cohort_size]
+            self._cohort_sources = [train[i][0] for i in sorted(idx)]
+        return out
+
+    def _split_halves(self, items):
+        """Single-utterance speakers: the two halves of each utterance become two validation utterances."""
+        from .data import load_audio
+
+        out = []
+        for src, s in items:
+            w = load_audio(src, self.p.sample_rate) if isinstance(src, str) else src
+            h = w.shape[0] // 2
+            out += [(w[:h], s), (w[h:], s)]
+        return out
+
+    def _speed_copies(self, sources, labels, n_spk):
+        from .augment import speed_perturb
+        from .data import load_audio
+
+        out_s, out_l = list(sources), list(labels)
+        for k, factor in enumerate((0.9, 1.1), start=1):
+            for s, lab in zip(sources, labels):
+                w = load_audio(s, self.p.sample_rate) if isinstance(s, str) else s
+                out_s.append(speed_perturb(w, factor))
+                out_l.append(lab + k * n_spk)
+        return out_s, out_l
+
+    def _waveform_augment(self):
+        from .augment import AddNoise, AddReverb, Compose
+
+        p, parts = self.p, []
+        if p.rir_dir:
+            parts.append(AddReverb(resolve_data_path(p.rir_dir), p=p.aug_prob, sample_rate=p.sample_rate))
+        if p.noise_dir:
+            parts.append(
+                AddNoise(resolve_data_path(p.noise_dir), tuple(p.snr_range), p.aug_prob, p.sample_rate)
+            )
+        return Compose(parts) if parts else None
+
+    def collate(self, items):
+        """Training items ``(feats, label)`` -> ``{"feats", "labels"}``; evaluation items (dicts) -> zero-padded
+        ``{"feats" (B, bins, T_max), "lengths", "index"}``."""
+        if isinstance(items[0], dict):
+            lengths = torch.tensor([it["feats"].shape[1] for it in items])
+            feats = torch.zeros(len(items), items[0]["feats"].shape[0], int(lengths.max()))
+            for k, it in enumerate(items):
+                feats[k, :, : lengths[k]] = it["feats"]
+            return {"feats": feats, "lengths": lengths, "index": torch.tensor([it["index"] for it in items])}
+        return {
+            "feats": torch.stack([it[0] for it in items]),
+            "labels": torch.tensor([it[1] for it in items]),
+        }
+
+    # ----------------------------------------------------------------- model
+    def build_model(self) -> nn.Module:
+        p = self.p
+        if p.model == "ecapa":
+            from sigattn.models.ecapa import ECAPATDNN
+
+            net = ECAPATDNN(p.n_mels, p.channels, p.mfa_channels, p.embed_dim, se_channels=p.se_channels,
+                            attention_channels=p.attention_channels)  # fmt: skip
+        else:
+            from sigattn.models.ecapa_speechbrain import SpeechBrainECAPA
+
+            net = SpeechBrainECAPA(p.n_mels, p.embed_dim, p.sb_channels, attention_channels=p.attention_channels,
+                                   se_channels=p.se_channels)  # fmt: skip
+        model = SpeakerModel(net, p.embed_dim, max(self.n_classes, 2), p.margin, p.scale)
+        if p.init_checkpoint:
+            self._load_init(model, resolve_data_path(p.init_checkpoint))
+        return model
+
+    def _load_init(self, model: SpeakerModel, path: Path) -> None:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
+            state = state["model"]
+        emb = {k[len("embedding.") :]: v for k, v in state.items() if k.startswith("embedding.")} or state
+        model.embedding.load_state_dict(emb)
+        log.info("speaker: embedding network initialised from %s (AAM head re-initialised)", path)
+
+    def export_model(self, model: nn.Module) -> nn.Module:
+        """The embedding network alone (no AAM head)."""
+        return getattr(model, "module", model).embedding
+
+    def example_inputs(self) -> tuple[Tensor, ...]:
+        return (torch.randn(2, self.p.n_mels, 200),)
+
+    # ------------------------------------------------------------- training
+    def loss(self, model: nn.Module, batch, *, epoch: int, step: int):
+        if hasattr(self._train_set, "set_epoch"):
+            self._train_set.set_epoch(epoch)
+        inner = getattr(getattr(model, "_orig_mod", model), "module", getattr(model, "_orig_mod", model))
+        inner.head.margin = margin_schedule(epoch, self.p.margin, *self.p.margin_warmup)
+        loss, acc = model(batch["feats"], None, batch["labels"])
+        return loss, {"acc": float(acc), "margin": inner.head.margin}
+
+    def predict(self, model: nn.Module, batch) -> dict[str, Tensor]:
+        self._model = model
+        emb = model(batch["feats"], batch["lengths"])
+        return {"embedding": emb.float(), "index": batch["index"]}
+
+    # ------------------------------------------------------------ evaluation
+    def _cohort_embeddings(self) -> np.ndarray | None:
+        if not self._cohort_sources or self._model is None:
+            return None
+        if not hasattr(self, "_cohort_cache"):
+            self._cohort_cache = UtteranceDataset(
+                self._cohort_sources, self.p.sample_rate, self.p.n_mels, self.p.max_eval_seconds
+            )
+        model = self._model
+        dev = next(model.parameters()).device
+        out = []
+        with torch.no_grad():
+            for i in range(0, len(self._cohort_cache), 16):
+                batch = self.collate(
+                    [self._cohort_cache[k] for k in range(i, min(i + 16, len(self._cohort_cache)))]
+                )
+                out.append(model(batch["feats"].to(dev), batch["lengths"].to(dev)).float().cpu())
+        return torch.cat(out).numpy()
+
+    def scores(self, outputs: dict[str, Tensor], split: str) -> dict[str, np.ndarray]:
+        """Trial labels and scores (``cosine``, and ``asnorm`` with a cohort) of a split's embeddings."""
+        emb = outputs["embedding"].double().numpy()
+        a, b, labels = self._trials[split]
+        cohort = self._cohort_embeddings()
+        mean = cohort.mean(axis=0) if cohort is not None else None
+        out = {"labels": labels, "cosine": cosine_scores(emb[a], emb[b], mean)}
+        if cohort is not None:
+            out["asnorm"] = as_norm(out["cosine"], emb[a], emb[b], cohort, self.p.asnorm_top_k, mean)
+        return out
+
+    def metrics(self, outputs: dict[str, Tensor], split: str) -> dict[str, float]:
+        s = self.scores(outputs, split)
+        m = verification_metrics(s["cosine"], s["labels"])
+        if "asnorm" in s:
+            m |= verification_metrics(s["asnorm"], s["labels"], prefix="asnorm_")
+        m["trials"] = float(len(s["labels"]))
+        m["target_trials"] = float(s["labels"].sum())
+        return m
+
+    def plots(self, model: nn.Module, outputs: dict[str, Tensor], split: str, out_dir: Path) -> list[Path]:
+        self._model = model
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        s = self.scores(outputs, split)
+        key = "asnorm" if "asnorm" in s else "cosine"
+        return [
+            plot_det(s[key], s["labels"], out_dir / f"{split}_det.png", f"DET ({split}, {key})"),
+            plot_score_histogram(
+                s[key], s["labels"], out_dir / f"{split}_scores.png", f"{split} scores ({key})"
+            ),
+        ]
+
+    def demo_checks(self, metrics: dict[str, float]) -> dict[str, bool]:
+        eer = metrics.get("test/eer", float("nan"))
+        return {f"EER on held-out synthetic speakers < 5% (got {eer:.2f}%)": bool(eer < 5.0)}
