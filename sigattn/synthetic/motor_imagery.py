@@ -139,7 +139,7 @@ def make_motor_imagery(
     duration: float = 2.0,
     erd: float = 0.6,
     snr: float = 1.0,
-    pattern_width: float = 0.35,
+    pattern_width: float = 0.22,
     subject_variability: float = 0.4,
     seed: int | None = 0,
 ) -> MotorImageryData:

@@ -1,0 +1,119 @@
+"""EEGTask: splits and alignment honesty, loss/predict/metrics vs scikit-learn, plots, baselines."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import balanced_accuracy_score, cohen_kappa_score
+
+from sigattn.tasks import get_task
+from sigattn.tasks.eeg.task import EEGParams, EEGTask, split_and_align
+
+
+def _params(**kw) -> EEGParams:
+    base = dict(n_subjects=2, n_trials_per_class=12, synthetic_sfreq=64.0, duration=1.0,
+                model_kwargs={"patch_size": 16})  # fmt: skip
+    return EEGParams(**(base | kw))
+
+
+def test_registry_and_splits_are_disjoint_and_val_from_train():
+    assert get_task("eeg") is EEGTask
+    task = EEGTask(_params())
+    ds = task.build_datasets()
+    s = task.split
+    tr, va, te = (set(s[k].tolist()) for k in ("train", "val", "test"))
+    assert not (tr & va or tr & te or va & te) and len(tr | va | te) == 48
+    y, subj = task.trials.y, task.trials.subject
+    for k in (0, 1):
+        for sub in (0, 1):  # chronological: every test trial comes after the subject's train/val trials
+            last_fit = max(i for i in tr | va if subj[i] == sub and y[i] == k)
+            assert min(i for i in te if subj[i] == sub and y[i] == k) > last_fit
+    x, label, idx = ds["test"][0]
+    assert x.shape == (22, 64) and int(idx) == s["test"][0] and int(label) == y[s["test"][0]]
+
+
+def test_inductive_alignment_uses_training_reference_only():
+    p = _params()
+    task = EEGTask(p)
+    task.build_datasets()
+    raw = task.trials.X.astype(np.float64)
+    s = split_and_align(task.trials, p)
+    fold_train = np.sort(np.concatenate([s["train"], s["val"]]))
+    for sub in (0, 1):
+        tr = fold_train[task.trials.subject[fold_train] == sub]
+        te = s["test"][task.trials.subject[s["test"]] == sub]
+        r = np.einsum("nct,ndt->cd", raw[tr], raw[tr]) / len(tr)
+        w, v = np.linalg.eigh(r)
+        r_inv = (v / np.sqrt(w)) @ v.T
+        np.testing.assert_allclose(s["X"][tr], np.einsum("cd,ndt->nct", r_inv, raw[tr]), rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(s["X"][te], np.einsum("cd,ndt->nct", r_inv, raw[te]), rtol=1e-4, atol=1e-4)
+    # changing the test trials does not change the aligned training trials (no leakage)
+    task.trials.X[s["test"]] *= 3.0
+    s2 = split_and_align(task.trials, p)
+    np.testing.assert_allclose(s2["X"][s["train"]], s["X"][s["train"]], rtol=1e-5)
+
+
+def test_online_alignment_is_causal():
+    p = _params(alignment="online")
+    task = EEGTask(p)
+    task.build_datasets()
+    s = task.split
+    te0 = s["test"][task.trials.subject[s["test"]] == 0]
+    task.trials.X[te0[-1]] *= 5.0  # the last test trial must not influence the earlier ones
+    s2 = split_and_align(task.trials, p)
+    np.testing.assert_allclose(s2["X"][te0[:-1]], s["X"][te0[:-1]], rtol=1e-5)
+
+
+def test_loss_predict_metrics_and_checks():
+    task = EEGTask(_params())
+    ds = task.build_datasets()
+    torch.manual_seed(0)
+    model = task.build_model().eval()
+    batch = task.collate([ds["test"][i] for i in range(len(ds["test"]))])
+    loss, logs = task.loss(model, batch, epoch=0, step=0)
+    assert loss.ndim == 0 and 0.0 <= logs["acc"] <= 1.0
+    out = task.predict(model, batch)
+    assert out["channel_weights"].shape == (len(ds["test"]), 22)
+    torch.testing.assert_close(out["logits"], model(batch["x"]))
+    m = task.metrics(out, "test")
+    y, pred = out["y"].numpy(), out["logits"].argmax(1).numpy()
+    assert m["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(y, pred))
+    assert m["kappa"] == pytest.approx(cohen_kappa_score(y, pred))
+    assert len(task.last_top_channels["test"]) == 5 and "informative_in_top5" in m
+    checks = task.demo_checks({"test/accuracy": 0.95, "test/informative_in_top5": 1.0})
+    assert all(checks.values()) and len(checks) == 2
+    assert not any(task.demo_checks({"test/accuracy": 0.5, "test/informative_in_top5": 0.5}).values())
+
+
+def test_plots_write_pngs(tmp_path):
+    pytest.importorskip("matplotlib")
+    pytest.importorskip("mne")
+    task = EEGTask(_params(n_subjects=1))
+    ds = task.build_datasets()
+    model = task.build_model().eval()
+    batch = task.collate([ds["test"][i] for i in range(len(ds["test"]))])
+    paths = task.plots(model, task.predict(model, batch), "test", tmp_path)
+    assert [p.name for p in paths] == ["test_confusion.png", "test_channel_attention.png"]
+    assert all(p.stat().st_size > 1000 for p in paths)
+
+
+@pytest.mark.parametrize("name", ["eegnet", "shallow"])
+def test_braindecode_baselines_build(name):
+    pytest.importorskip("braindecode")
+    task = EEGTask(_params(n_subjects=1, model=name, model_kwargs={}, duration=2.0))
+    ds = task.build_datasets()
+    model = task.build_model().eval()
+    batch = task.collate([ds["train"][i] for i in range(4)])
+    assert model(batch["x"]).shape == (4, 2)
+
+
+def test_bad_params():
+    with pytest.raises(ValueError, match="unknown alignment 'ea'"):
+        EEGTask(_params(alignment="ea")).build_datasets()
+    with pytest.raises(ValueError, match="fold 5 out of range: protocol 'kfold' has 5 folds"):
+        EEGTask(_params(protocol="kfold", fold=5)).build_datasets()
+    with pytest.raises(ValueError, match="unknown EEG source 'edf'"):
+        EEGTask(_params(source="edf")).build_datasets()
+    with pytest.raises(ValueError, match="unknown EEG model 'eegnex'"):
+        EEGTask(_params(model="eegnex")).build_model()
