@@ -32,6 +32,7 @@ from torch.utils.data import DataLoader
 from sigattn.tasks import get_task
 from sigattn.train import checkpoint as ck
 from sigattn.train.config import ConfigError, Recipe, recipe_from_dict, to_dict
+from sigattn.train.devices import find_resume_checkpoint, select_device, to_device, unwrap
 from sigattn.train.distributed import (
     DistInfo,
     ResumableSampler,
@@ -48,59 +49,6 @@ from sigattn.train.rng import get_rng_state, seed_everything, set_deterministic,
 __all__ = ["Trainer", "select_device", "to_device", "unwrap", "find_resume_checkpoint"]
 
 KILL_ENV = "SIGATTN_TEST_KILL_AT_STEP"  # tests: the process SIGKILLs itself right after this optimiser step
-
-
-def select_device(name: str = "auto", local_rank: int = 0) -> torch.device:
-    """``auto``: CUDA (this rank's GPU), else Apple MPS, else CPU; or an explicit ``cpu``/``cuda[:i]``/``mps``."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", local_rank)
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"trainer.device={name!r} but CUDA is not available on this machine")
-    if dev.type == "cuda" and dev.index is None:
-        dev = torch.device("cuda", local_rank)
-    return dev
-
-
-def to_device(batch: Any, device: torch.device) -> Any:
-    """Move every tensor inside (nested dicts, lists, tuples) to ``device``."""
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device, non_blocking=True)
-    if isinstance(batch, dict):
-        return {k: to_device(v, device) for k, v in batch.items()}
-    if isinstance(batch, (list, tuple)):
-        out = [to_device(v, device) for v in batch]
-        return type(batch)(*out) if hasattr(batch, "_fields") else type(batch)(out)
-    return batch
-
-
-def unwrap(model: nn.Module) -> nn.Module:
-    """The user's module inside DDP / ``torch.compile`` wrappers (for attribute access in ``Task.loss``)."""
-    while True:
-        if isinstance(model, nn.parallel.DistributedDataParallel):
-            model = model.module
-        elif hasattr(model, "_orig_mod"):
-            model = model._orig_mod
-        else:
-            return model
-
-
-def find_resume_checkpoint(path: str | os.PathLike) -> Path:
-    """A checkpoint file, or the newest ``step-*.ckpt`` of a run folder (or of its ``checkpoints/``)."""
-    p = Path(path)
-    if p.is_file():
-        return p
-    for folder in (p / "checkpoints", p):
-        found = ck.list_checkpoints(folder)
-        if found:
-            return found[-1]
-    raise ck.CheckpointError(
-        f"no checkpoint to resume from at {str(p)!r} (expected a .ckpt file or a run folder)"
-    )
 
 
 class Trainer:
