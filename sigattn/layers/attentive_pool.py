@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from ._masking import check_input, lengths_to_mask, masked_mean_std, masked_softmax
 
@@ -70,13 +71,19 @@ class AttentiveStatsPool(nn.Module):
         self.conv = nn.Conv1d(attention_channels, channels, 1)
 
     def _scores(self, x: Tensor, mask: Tensor | None) -> Tensor:
-        if self.global_context:
-            mean, std = masked_mean_std(x, mask, self.eps)
-            t = x.shape[-1]
-            u = torch.cat([x, mean.expand(-1, -1, t), std.expand(-1, -1, t)], dim=1)
-        else:
-            u = x
-        return self.conv(self.tanh(self.tdnn(u)))
+        if not self.global_context:
+            return self.conv(self.tanh(self.tdnn(x)))
+        # W [x_t; mu; sigma] = W_x x_t + (W_mu mu + W_sigma sigma): the context term is computed once per item
+        # instead of concatenating a (B, 3C, T) tensor; same weights and result, a third of the FLOPs.
+        mean, std = masked_mean_std(x, mask, self.eps)
+        conv = self.tdnn[0]
+        c = self.channels
+        w = conv.weight
+        h = F.conv1d(x, w[:, :c], conv.bias) + F.conv1d(torch.cat([mean, std], dim=1), w[:, c:])
+        for i, layer in enumerate(self.tdnn):
+            if i > 0:
+                h = layer(h)
+        return self.conv(self.tanh(h))
 
     @torch.jit.export
     def attention(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
