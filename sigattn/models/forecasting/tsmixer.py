@@ -57,6 +57,7 @@ class TSMixer(Forecaster):
         **kw: further :class:`Forecaster` options.
 
     Example:
+        >>> import torch
         >>> TSMixer(96, 24, channel_strategy="cd", n_channels=7)(torch.randn(2, 7, 96)).shape
         torch.Size([2, 7, 24])
     """
