@@ -6,7 +6,7 @@ initial conditions are not used by SciPy's default either). FIR: the design of `
 with its defaults (``firwin`` sum of windowed-sinc low-passes, hamming window, auto transition bandwidths
 min(max(0.25 f, 2 Hz), f) and length 3.3 / min(transition) s, made odd), applied with MNE's
 ``reflect_limited`` edge padding and zero-phase delay compensation (Gramfort et al., "MEG and EEG data analysis
-with MNE-Python", Front. Neurosci. 2013). The FIR is applied by batched overlap-add FFT over all channels.
+with MNE-Python", Front. Neurosci. 2013). The FIR is applied with one FFT per channel (blocks of channels).
 
 Kernels run ``prange`` over rows (channels x trials); inputs are ``(C, T)`` or ``(n, C, T)`` float32/float64.
 """
@@ -257,51 +257,7 @@ def mne_fir_design(sfreq: float, l_freq: float | None, h_freq: float | None) -> 
     return h
 
 
-def _n_fft(n_x: int, n_h: int) -> int:
-    min_fft = 2 * n_h - 1
-    if n_x < min_fft:
-        return 1 << (min_fft - 1).bit_length()
-    cand = 2 ** np.arange(math.ceil(math.log2(min_fft)), math.ceil(math.log2(n_x)) + 1)
-    cost = np.ceil(n_x / (cand - n_h + 1)) * cand * (np.log2(cand) + 1) + 4e-5 * cand * n_x
-    return int(cand[np.argmin(cost)])
-
-
-@njit(cache=True, parallel=True)
-def _segments_kernel(x, n_edge, seg_len, out):
-    # reflect_limited padding (odd reflection, zeros beyond the signal) written straight into segments
-    n_rows, n = x.shape
-    n_seg = out.shape[1]
-    for r in prange(n_rows):
-        for s in range(n_seg):
-            for k in range(seg_len):
-                p = s * seg_len + k - n_edge
-                if p < 0:
-                    v = 2.0 * x[r, 0] - x[r, -p] if -p < n else 0.0
-                elif p < n:
-                    v = x[r, p]
-                elif p < n + n_edge:
-                    q = 2 * n - 2 - p
-                    v = 2.0 * x[r, n - 1] - x[r, q] if q >= 0 else 0.0
-                else:
-                    v = 0.0
-                out[r, s, k] = v
-            for k in range(seg_len, out.shape[2]):
-                out[r, s, k] = 0.0
-
-
-@njit(cache=True, parallel=True)
-def _overlap_add_kernel(prod, seg_len, shift, out):
-    n_rows, n_seg, n_fft = prod.shape
-    n = out.shape[1]
-    for r in prange(n_rows):
-        for i in range(n):
-            out[r, i] = 0.0
-        for s in range(n_seg):
-            base = s * seg_len - shift
-            lo = max(0, -base)
-            hi = min(n_fft, n - base)
-            for k in range(lo, hi):
-                out[r, base + k] += prod[r, s, k]
+CHANNEL_BLOCK = 8
 
 
 def fir_filter(x: np.ndarray, sfreq: float, l_freq: float | None, h_freq: float | None) -> np.ndarray:
@@ -321,22 +277,28 @@ def fir_filter(x: np.ndarray, sfreq: float, l_freq: float | None, h_freq: float 
         >>> fir_filter(np.random.default_rng(0).standard_normal((64, 1600)), 160.0, 8.0, 30.0).shape
         (64, 1600)
     """
+    import scipy.fft
+
     arr, rows = _rows(x)
     h = mne_fir_design(sfreq, l_freq, h_freq)
     n = arr.shape[-1]
     n_h = h.size
+    # MNE: reflect_limited padding of min(n_h, n) - 1 samples per side, then linear convolution with the
+    # symmetric taps and a delay compensation of (n_h - 1) // 2. Here one FFT per channel covers the whole
+    # padded signal (blocks of channels keep the buffers small) instead of MNE's per-channel segment loop.
     n_edge = max(min(n_h, n) - 1, 0)
     n_x = n + 2 * n_edge
-    n_fft = _n_fft(n_x, n_h)
-    seg_len = n_fft - n_h + 1
-    n_seg = -(-n_x // seg_len)
+    size = scipy.fft.next_fast_len(n_x + n_h - 1, real=True)
+    spec_h = torch.fft.rfft(torch.from_numpy(h), n=size)
     shift = (n_h - 1) // 2 + n_edge
-    segs = np.empty((rows.shape[0], n_seg, n_fft), dtype=np.float64)
-    out = np.empty((rows.shape[0], n), dtype=np.float64)
+    out = np.empty(rows.shape, dtype=np.float64)
     with KERNEL_LOCK:
-        _segments_kernel(rows, n_edge, seg_len, segs)
-        spec = torch.fft.rfft(torch.from_numpy(segs), dim=-1)
-        spec *= torch.fft.rfft(torch.from_numpy(h), n=n_fft)
-        prod = torch.fft.irfft(spec, n=n_fft, dim=-1).numpy()
-        _overlap_add_kernel(prod, seg_len, shift, out)
+        for c0 in range(0, rows.shape[0], CHANNEL_BLOCK):
+            blk = rows[c0 : c0 + CHANNEL_BLOCK].astype(np.float64, copy=False)
+            ext = np.zeros((blk.shape[0], size))
+            ext[:, n_edge : n_edge + n] = blk
+            ext[:, :n_edge] = 2.0 * blk[:, :1] - blk[:, n_edge:0:-1]
+            ext[:, n_edge + n : n_x] = 2.0 * blk[:, -1:] - blk[:, -2 : -n_edge - 2 : -1]
+            y = torch.fft.irfft(torch.fft.rfft(torch.from_numpy(ext), dim=-1) * spec_h, n=size, dim=-1)
+            out[c0 : c0 + CHANNEL_BLOCK] = y.numpy()[:, shift : shift + n]
     return out.reshape(arr.shape).astype(arr.dtype, copy=False)
