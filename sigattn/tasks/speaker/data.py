@@ -255,15 +255,22 @@ def crop_or_pad(
 
 
 def extract_fbank(
-    wave: np.ndarray, sample_rate: int = 16000, num_mel_bins: int = 80, dither: float = 0.0, seed=None
+    wave: np.ndarray,
+    sample_rate: int = 16000,
+    num_mel_bins: int = 80,
+    dither: float = 0.0,
+    seed=None,
+    cmn: bool = True,
 ):
     """Kaldi fbank ``(bins, frames)`` float32 of a waveform in [-1, 1] (scaled by 2^15 like WeSpeaker), with
-    sentence mean normalisation (CMN, no variance normalisation)."""
+    sentence mean normalisation (CMN, no variance normalisation) unless ``cmn=False``."""
     from sigattn.features import fbank
 
     x = np.asarray(wave, dtype=np.float32) * 32768.0
     feats = fbank(x, sample_rate=sample_rate, num_mel_bins=num_mel_bins, dither=dither, seed=seed).T
-    return np.ascontiguousarray(feats - feats.mean(axis=1, keepdims=True), dtype=np.float32)
+    if cmn:
+        feats = feats - feats.mean(axis=1, keepdims=True)
+    return np.ascontiguousarray(feats, dtype=np.float32)
 
 
 class CropDataset(Dataset):
@@ -281,7 +288,7 @@ class CropDataset(Dataset):
     """
 
     def __init__(self, sources, labels, crop_seconds=2.0, sample_rate=16000, augment=None, spec_augment=None,
-                 short="repeat", epoch_size=None, num_mel_bins=80, dither=0.0, seed=0) -> None:  # fmt: skip
+                 short="repeat", epoch_size=None, num_mel_bins=80, dither=0.0, seed=0, cmn=True) -> None:  # fmt: skip
         if len(sources) != len(labels):
             raise ValueError(f"CropDataset: {len(sources)} sources but {len(labels)} labels")
         if len(sources) == 0:
@@ -291,6 +298,7 @@ class CropDataset(Dataset):
         self.sample_rate, self.augment, self.spec_augment = sample_rate, augment, spec_augment
         self.short, self.num_mel_bins, self.dither, self.seed = short, num_mel_bins, dither, seed
         self.epoch_size = int(epoch_size or len(self.sources))
+        self.cmn = cmn
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -333,11 +341,12 @@ class UtteranceDataset(Dataset):
     """
 
     def __init__(self, sources, sample_rate=16000, num_mel_bins=80, max_seconds=None, min_seconds=0.5,
-                 short="pad", cache=True) -> None:  # fmt: skip
+                 short="pad", cache=True, cmn=True) -> None:  # fmt: skip
         self.sources, self.sample_rate, self.num_mel_bins = list(sources), sample_rate, num_mel_bins
         self.max_samples = None if max_seconds is None else int(max_seconds * sample_rate)
         self.min_samples, self.short = int(min_seconds * sample_rate), short
         self._cache: dict[int, torch.Tensor] | None = {} if cache else None
+        self.cmn = cmn
 
     def __len__(self) -> int:
         return len(self.sources)
@@ -355,7 +364,7 @@ class UtteranceDataset(Dataset):
             )
         if self.max_samples is not None and wave.shape[0] > self.max_samples:
             wave = crop_or_pad(wave, self.max_samples)
-        feats = torch.from_numpy(extract_fbank(wave, self.sample_rate, self.num_mel_bins))
+        feats = torch.from_numpy(extract_fbank(wave, self.sample_rate, self.num_mel_bins, cmn=self.cmn))
         if self._cache is not None:
             self._cache[i] = feats
         return {"feats": feats, "index": i}

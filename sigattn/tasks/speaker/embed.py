@@ -59,6 +59,7 @@ def embed(
     min_seconds: float = 0.1,
     resample: bool = True,
     num_mel_bins: int = 80,
+    cmn: bool = True,
 ) -> np.ndarray:
     """Speaker embeddings of audio files or 1-D waveforms (float in [-1, 1] at ``sample_rate``).
 
@@ -69,6 +70,7 @@ def embed(
             (``None``: whole utterances, unbounded memory).
         min_seconds: shorter clips raise a ``ValueError`` naming the item.
         resample: resample files at other rates (``False``: reject them).
+        num_mel_bins, cmn: the features the model was trained with.
 
     Returns:
         ``(n, D)`` float32 embeddings (not normalised; score with ``scoring.cosine_scores``).
@@ -94,7 +96,7 @@ def embed(
             raise ValueError(
                 f"{name}: {wave.shape[0] / sample_rate:.3f} s is shorter than min_seconds={min_seconds}"
             )
-        f = extract_fbank(wave, sample_rate, num_mel_bins)
+        f = extract_fbank(wave, sample_rate, num_mel_bins, cmn=cmn)
         if chunk_seconds is None or f.shape[1] <= chunk_seconds * 100:
             feats.append(f)
             owner.append(n)

@@ -54,6 +54,8 @@ class SpeakerParams:
         cohort_size: training utterances embedded for the score mean and AS-norm (0 = no cohort: raw cosine).
         asnorm_top_k: AS-norm top-k (clipped to the cohort size).
         crop_seconds: training crop; short: ``repeat``/``pad``/``reject`` clips shorter than a crop.
+        cmn: sentence mean normalisation of the fbank features (``false`` only for channel-free data such as
+            the synthetic speakers, whose identity lives largely in the long-term spectrum).
         epoch_size: crops per epoch (0 = one per training utterance). max_eval_seconds: cap per test file.
         noise_dir / rir_dir / aug_prob / snr_range: MUSAN-style noise and RIR reverberation.
         speed_perturb: add 0.9x/1.1x copies of every training speaker as new speakers.
@@ -81,6 +83,7 @@ class SpeakerParams:
     synth_seed: int = 0
     sample_rate: int = 16000
     n_mels: int = 80
+    cmn: bool = True
     crop_seconds: float = 2.0
     short: str = "repeat"
     epoch_size: int = 0
@@ -265,7 +268,9 @@ class SpeakerTask:
         augment = self._waveform_augment()
         if augment is None:  # fast path: features computed once, crops taken in frames
             feats = [
-                UtteranceDataset([s], sr, n_mels, max_seconds=None, min_seconds=0, cache=False)[0]["feats"]
+                UtteranceDataset([s], sr, n_mels, max_seconds=None, min_seconds=0, cache=False, cmn=p.cmn)[0][
+                    "feats"
+                ]
                 for s in sources
             ]
             crop = int(round(p.crop_seconds * 100))
@@ -299,10 +304,12 @@ class SpeakerTask:
             val_items = self._split_halves(val_items)
         out: dict[str, Dataset] = {"train": train_set}
         if val_items:
-            out["val"] = UtteranceDataset([v[0] for v in val_items], sr, n_mels, p.max_eval_seconds)
+            out["val"] = UtteranceDataset(
+                [v[0] for v in val_items], sr, n_mels, p.max_eval_seconds, cmn=p.cmn
+            )
             self._trials["val"] = self._all_pairs([v[1] for v in val_items])
         test_sources = [t[0] for t in test]
-        out["test"] = UtteranceDataset(test_sources, sr, n_mels, p.max_eval_seconds)
+        out["test"] = UtteranceDataset(test_sources, sr, n_mels, p.max_eval_seconds, cmn=p.cmn)
         self._trials["test"] = (
             self._all_pairs([t[1] for t in test])
             if trials is None
@@ -415,7 +422,11 @@ class SpeakerTask:
             return None
         if not hasattr(self, "_cohort_cache"):
             self._cohort_cache = UtteranceDataset(
-                self._cohort_sources, self.p.sample_rate, self.p.n_mels, self.p.max_eval_seconds
+                self._cohort_sources,
+                self.p.sample_rate,
+                self.p.n_mels,
+                self.p.max_eval_seconds,
+                cmn=self.p.cmn,
             )
         model = self._model
         dev = next(model.parameters()).device
