@@ -7,6 +7,8 @@ registered layer is built and tested (braindecode's completeness test).
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import nn
 
 from .attentive_pool import AttentiveStatsPool
@@ -58,7 +60,7 @@ def register_channel_attention(name: str, cls: type[nn.Module]) -> None:
     CHANNEL_ATTENTION[key] = cls
 
 
-def create_channel_attention(name: str, channels: int, **kwargs) -> nn.Module:
+def create_channel_attention(name: str, channels: int, **kwargs: Any) -> nn.Module:
     """Build the layer registered as ``name`` (case-insensitive; aliases allowed) for ``channels``.
 
     Args:
