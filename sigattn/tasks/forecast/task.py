@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Subset
 
-from sigattn.tasks.forecast.data import SeriesFrame, WindowDataset, load_csv
+from sigattn.tasks.forecast.data import SeriesFrame, WindowDataset, from_dataframe, load_csv
 from sigattn.tasks.forecast.metrics import adjusted_rand_index, forecast_metrics
 from sigattn.tasks.forecast.splits import StandardScaler, infer_split_kind, n_windows, split_borders
 
@@ -98,16 +98,31 @@ def ci_linear_baseline(train: WindowDataset, test: WindowDataset, ridge: float =
 
 
 class ForecastTask:
-    """Multivariate forecasting with CI / CD / CCM models (see the module docstring for the protocol)."""
+    """Multivariate forecasting with CI / CD / CCM models (see the module docstring for the protocol).
+
+    Args:
+        params: the recipe's ``params`` (:class:`ForecastParams`).
+        seed: model initialisation seed.
+        frame: optional in-memory series used instead of ``params.data``: a
+            :class:`~sigattn.tasks.forecast.data.SeriesFrame` (e.g. from ``from_long``) or a wide DataFrame.
+
+    Example:
+        >>> task = ForecastTask(ForecastParams(synthetic_length=600, seq_len=24, pred_len=8))
+        >>> [len(task.build_datasets()[s]) for s in ("train", "val", "test")]
+        [389, 53, 113]
+    """
 
     name: ClassVar[str] = "forecast"
     Params: ClassVar[type] = ForecastParams
     monitor: ClassVar[str] = "mse"
     monitor_mode: ClassVar[str] = "min"
 
-    def __init__(self, params: ForecastParams | None = None, *, seed: int = 0) -> None:
+    def __init__(self, params: ForecastParams | None = None, *, seed: int = 0, frame: Any = None) -> None:
         self.params = params if params is not None else ForecastParams()
         self.seed = seed
+        # In-memory data instead of params.data: a SeriesFrame or a wide pandas DataFrame (``date`` column or
+        # DatetimeIndex); convert long frames with ``from_long`` first.
+        self.frame = frame
         p = self.params
         if p.features not in FEATURES:
             raise ValueError(f"params.features must be one of {FEATURES}, got {p.features!r}")
@@ -125,6 +140,11 @@ class ForecastTask:
     def load_frame(self) -> tuple[SeriesFrame, str]:
         """The raw series and its split kind."""
         p = self.params
+        if self.frame is not None:
+            frame = self.frame
+            if not isinstance(frame, SeriesFrame):
+                frame = from_dataframe(frame, fill_missing=p.fill_missing)
+            return frame, ("custom" if p.split == "auto" else p.split)
         if p.data == "synthetic":
             from sigattn.synthetic.multivariate import make_clustered_series
 
