@@ -239,10 +239,15 @@ class Trainer:
         was_training = model.training
         model.eval()
         outs = []
-        for batch in self._loader(split, train=False):
+        loader = self._loader(split, train=False)
+        on = self.main and progress_enabled(self.cfg.trainer.quiet)
+        bar = make_progress(len(loader.sampler) * self.info.world_size, f"eval {split}", on)
+        for batch in loader:
             with self._autocast():
                 out = self.task.predict(model, to_device(batch, self.device))
             outs.append({k: (v.float() if v.is_floating_point() else v).cpu() for k, v in out.items()})
+            bar.update(len(out["index"]) * self.info.world_size)
+        bar.close()
         model.train(was_training)
         merged = gather_outputs(outs, self.info)
         metrics = {k: float(v) for k, v in self.task.metrics(merged, split).items()} if self.main else None
