@@ -40,3 +40,16 @@ def test_dataloader_fork_workers_after_parent_ran_kernels():
     for (f, e), (fr, er) in zip(got, expected):
         torch.testing.assert_close(f, fr)
         torch.testing.assert_close(e, er)
+
+
+def test_concurrent_calls_from_threads():
+    """workqueue is not thread-safe; the public wrappers serialise parallel kernels, so threads get exact results."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    ds = FeatureDataset()
+    expected = [ds[i] for i in range(len(ds))]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        got = list(pool.map(ds.__getitem__, range(len(ds))))
+    for (f, e), (fr, er) in zip(got, expected):
+        torch.testing.assert_close(f, fr)
+        torch.testing.assert_close(e, er)
