@@ -144,3 +144,10 @@ def test_patchtst_patch_count_and_bad_args():
         create_forecaster("informer", 24, 6)
     with pytest.raises(ValueError, match="L=24"):
         DLinear(24, 6)(torch.randn(2, 3, 30))
+
+
+def test_ccm_model_exports_with_torch_export():
+    m = _model("tsmixer", "ccm").eval()
+    x = torch.randn(2, 5, 48)
+    ep = torch.export.export(m, (x,))
+    torch.testing.assert_close(ep.module()(x), m(x), atol=1e-5, rtol=1e-5)
