@@ -60,14 +60,16 @@ def csp_lda(
 ) -> np.ndarray:
     """Predicted labels of MNE CSP (log-variance features) + LDA trained on ``X_train``."""
     from mne.decoding import CSP
+    from mne.utils import use_log_level
     from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
     from sklearn.pipeline import make_pipeline
 
     clf = make_pipeline(
         CSP(n_components=n_components, log=True, reg="ledoit_wolf"), LinearDiscriminantAnalysis()
     )
-    clf.fit(X_train.astype(np.float64), y_train)
-    return clf.predict(X_test.astype(np.float64))
+    with use_log_level("error"):
+        clf.fit(X_train.astype(np.float64), y_train)
+        return clf.predict(X_test.astype(np.float64))
 
 
 def train_eval(

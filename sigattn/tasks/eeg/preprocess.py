@@ -2,8 +2,10 @@
 
 Thin adapters over the Numba kernels of ``sigattn.features``. Euclidean alignment follows He & Wu, "Transfer
 Learning for Brain-Computer Interfaces: A Euclidean Space Data Alignment Approach", IEEE TBME 67(2), 2020:
-``R = mean_i X_i X_i^T``, ``X_i <- R^{-1/2} X_i``, per subject/session (offline), or causally with the running
-mean of the covariances seen so far (online, DBConformer's ``EA_online``: update, then align).
+``R = mean_i cov(X_i)``, ``X_i <- R^{-1/2} X_i``, per subject/session (offline), or causally with the running
+mean of the covariances seen so far (online, DBConformer's ``EA_online``: update, then align). As in
+DBConformer, ``cov`` is ``np.cov`` (centred, divided by ``T - 1``), so aligned signals have unit variance per
+sample (``X X^T`` of the paper would scale them by ``1/sqrt(T)``, too small for the spatial tokeniser's ELU).
 """
 
 from __future__ import annotations
@@ -40,13 +42,13 @@ def align_offline(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     Example:
         >>> X = np.random.default_rng(0).standard_normal((10, 3, 50))
         >>> A, _ = align_offline(X)
-        >>> bool(np.allclose(np.einsum("nct,ndt->cd", A, A) / 10, np.eye(3)))
+        >>> bool(np.allclose(np.mean([np.cov(a) for a in A], axis=0), np.eye(3)))
         True
     """
     X = np.asarray(X)
     if X.ndim != 3:
         raise ValueError(f"align_offline expects trials (n, C, T), got shape {X.shape}")
-    A, r = euclidean_alignment(np.ascontiguousarray(X))
+    A, r = euclidean_alignment(np.ascontiguousarray(X), covariance="cov")
     return np.asarray(A), np.asarray(r)
 
 
@@ -55,5 +57,5 @@ def align_online(X: np.ndarray) -> np.ndarray:
     X = np.asarray(X)
     if X.ndim != 3:
         raise ValueError(f"align_online expects trials (n, C, T), got shape {X.shape}")
-    ea = OnlineEuclideanAlignment()
+    ea = OnlineEuclideanAlignment(covariance="cov")
     return np.stack([np.asarray(ea(np.ascontiguousarray(t))) for t in X]).astype(X.dtype)
