@@ -18,6 +18,7 @@ from sigattn.models.forecasting import (
 
 SMALL = {
     "dlinear": {},
+    "itransformer": {"d_model": 16, "n_heads": 2, "n_layers": 1, "d_ff": 32},
     "patchtst": {"d_model": 16, "n_heads": 2, "n_layers": 1, "d_ff": 32},
     "tsmixer": {"d_ff": 16},
 }
@@ -75,6 +76,9 @@ def test_ccm_zero_shot_on_more_channels_and_cd_refuses(name):
     with torch.no_grad():
         assert ccm(torch.randn(2, 13, 48)).shape == (2, 13, 12)
     cd = _model(name, "cd", n_channels=4)
+    if name == "itransformer":  # attention over channel tokens: CD works on any channel count
+        assert cd(torch.randn(2, 13, 48)).shape == (2, 13, 12)
+        return
     with pytest.raises(ValueError, match="4 channels"):
         cd(torch.randn(2, 13, 48))
 

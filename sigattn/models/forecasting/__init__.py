@@ -8,14 +8,20 @@ from __future__ import annotations
 
 from sigattn.models.forecasting.base import STRATEGIES, ChannelMixing, Forecaster, RevIN
 from sigattn.models.forecasting.dlinear import DLinear, moving_average
+from sigattn.models.forecasting.itransformer import ITransformer
 from sigattn.models.forecasting.patchtst import PatchTST
 from sigattn.models.forecasting.tsmixer import TSMixer
 
-MODELS: dict[str, type[Forecaster]] = {"dlinear": DLinear, "patchtst": PatchTST, "tsmixer": TSMixer}
+MODELS: dict[str, type[Forecaster]] = {
+    "dlinear": DLinear,
+    "itransformer": ITransformer,
+    "patchtst": PatchTST,
+    "tsmixer": TSMixer,
+}
 
 
 def create_forecaster(name: str, seq_len: int, pred_len: int, **kw) -> Forecaster:
-    """Build a forecasting model by name (``dlinear``, ``patchtst``, ``tsmixer``).
+    """Build a forecasting model by name (``dlinear``, ``itransformer``, ``patchtst``, ``tsmixer``).
 
     Example:
         >>> create_forecaster("dlinear", 96, 24, channel_strategy="ccm", n_clusters=2).channel_strategy
@@ -33,6 +39,7 @@ __all__ = [
     "ChannelMixing",
     "DLinear",
     "Forecaster",
+    "ITransformer",
     "PatchTST",
     "RevIN",
     "TSMixer",

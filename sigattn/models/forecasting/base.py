@@ -113,6 +113,8 @@ class Forecaster(nn.Module):
     cluster output (``"clusters"``, a :class:`ClusterOutput`) and ``"cluster_loss"`` under ``ccm``.
     """
 
+    cd_needs_n_channels = True  # False where "cd" works on any channel count (attention over channel tokens)
+
     def __init__(
         self,
         seq_len: int,
@@ -130,7 +132,7 @@ class Forecaster(nn.Module):
             raise ValueError(f"channel_strategy must be one of {STRATEGIES}, got {channel_strategy!r}")
         if seq_len < 1 or pred_len < 1:
             raise ValueError(f"seq_len and pred_len must be >= 1, got {seq_len} and {pred_len}")
-        if channel_strategy == "cd" and not n_channels:
+        if channel_strategy == "cd" and not n_channels and self.cd_needs_n_channels:
             raise ValueError("channel_strategy='cd' needs n_channels (the number of input channels)")
         self.seq_len, self.pred_len = seq_len, pred_len
         self.channel_strategy, self.n_channels, self.n_clusters = channel_strategy, n_channels, n_clusters

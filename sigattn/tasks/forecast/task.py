@@ -42,7 +42,7 @@ class ForecastParams:
         target: target column for ``S``/``MS`` (moved last, as TSLib does).
         fill_missing: ``error`` or ``interpolate`` (linear, logged).
         seq_len: lookback ``L``; pred_len: horizon ``H``.
-        model: ``dlinear``, ``patchtst`` or ``tsmixer``; channel_strategy: ``ci``, ``cd`` or ``ccm``.
+        model: ``dlinear``, ``patchtst``, ``tsmixer`` or ``itransformer``; channel_strategy: ``ci``, ``cd`` or ``ccm``.
         n_clusters: ``K``; beta: weight of the cluster loss.
         revin: instance normalisation (``null`` = the model's default).
         train_stride: use every n-th training window (a CPU shortcut; validation/test always use all).
@@ -244,6 +244,10 @@ class ForecastTask:
                 n_layers=p.n_layers,
                 d_ff=p.d_ff,
                 dropout=p.dropout,
+            )
+        elif name == "itransformer":
+            kw.update(
+                d_model=p.d_model, n_heads=p.n_heads, n_layers=p.n_layers, d_ff=p.d_ff, dropout=p.dropout
             )
         elif name == "tsmixer":
             kw.update(n_blocks=p.n_blocks, d_ff=p.d_ff, dropout=p.dropout)
