@@ -29,13 +29,14 @@ Departures from the paper, and why (measured on :func:`sigattn.synthetic.make_cl
 * **Gradient of the forecasting loss.** By default (``assign_grad=False``) the forecasting loss trains the
   heads (and, with ``refine``, ``W_Q, W_K, W_V``) but not the channel embedding or the prototypes, which the
   cluster loss trains alone. Letting the forecast gradient through merged two groups into one cluster in
-  4 of 6 seeds; stopping it recovered every group in 6 of 6 with the same test MSE.
+  3 of the 6 seeds we tried; stopping it recovered every group in 6 of 6 at the same test MSE.
 * **Loss on the probabilities.** The cluster loss uses the soft ``p`` rather than the sampled ``M``: at the
-  Bernoulli temperature 0.07 the relaxed sample saturates and an empty cluster gets no gradient. ``M``
-  still masks the prototype cross-attention.
+  Bernoulli temperature 0.07 the relaxed sample saturates and an empty cluster gets no gradient (a reasoned
+  choice; its effect was not separated in our runs). ``M`` still masks the prototype cross-attention.
 * **Size-normalised cluster loss.** With a non-negative RBF kernel the paper's loss is minimised by putting
-  every channel into one cluster (``L_C = Tr(S) - 2 sum_k m_k^T S m_k`` for symmetric ``S``), and in our runs
-  it stalls with two groups sharing a cluster. We divide each cluster's term by its size, which turns it into
+  every channel into one cluster (``L_C = Tr(S) - 2 sum_k m_k^T S m_k`` for symmetric ``S``; a unit test
+  checks this), and a mean-centred variant we tried often stalled with two groups sharing one cluster. We
+  divide each cluster's term by its size, which turns it into
   the kernel k-means distortion (see :func:`cluster_loss`; ``normalize=False`` gives the paper's form). The
   RBF bandwidth is the median pairwise squared distance of each sample (median heuristic).
 * **Temperature softmax, not Sinkhorn** (the code's ``sinkhorn`` is a softmax with temperature 0.05); we use
@@ -256,7 +257,7 @@ class ChannelClustering(nn.Module):
         return self.forward(x).prob
 
     def loss(self, x: Tensor, out: ClusterOutput) -> Tensor:
-        """Cluster loss of an output of this layer on window ``x``."""
+        """Cluster loss of an output of this layer on window ``x`` (on the soft ``prob0``; see module docs)."""
         return cluster_loss(out.prob0, channel_similarity(x))
 
 
