@@ -241,9 +241,13 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from sigattn.train.checkpoint import CheckpointError
     from sigattn.train.config import ConfigError
+    from sigattn.train.trainer import TrainingInterrupted
 
     try:
         return int(args.func(args) or 0)
+    except TrainingInterrupted as e:
+        print(f"sigattn {args.command}: {e}", file=sys.stderr)
+        return 143  # 128 + SIGTERM, what schedulers expect from a terminated job
     except (ConfigError, CheckpointError, FileNotFoundError) as e:
         print(f"sigattn {args.command}: error: {e}", file=sys.stderr)
         return 2

@@ -19,6 +19,7 @@ import json
 import math
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -46,9 +47,21 @@ from sigattn.train.optim import EMA, LRSchedule, build_optimizer
 from sigattn.train.report import plot_curves, write_report
 from sigattn.train.rng import get_rng_state, seed_everything, set_deterministic, set_rng_state
 
-__all__ = ["Trainer", "select_device", "to_device", "unwrap", "find_resume_checkpoint"]
+__all__ = ["Trainer", "TrainingInterrupted", "select_device", "to_device", "unwrap", "find_resume_checkpoint"]
 
 KILL_ENV = "SIGATTN_TEST_KILL_AT_STEP"  # tests: the process SIGKILLs itself right after this optimiser step
+TERM_ENV = "SIGATTN_TEST_TERM_AT_STEP"  # tests: the process sends itself SIGTERM right after this step
+
+
+class TrainingInterrupted(RuntimeError):
+    """Raised after SIGTERM (e.g. a pre-empted cluster job): a checkpoint was written; resume from ``run_dir``."""
+
+    def __init__(self, run_dir: Path, step: int):
+        super().__init__(
+            f"training stopped by SIGTERM after step {step}; checkpoint written; continue with "
+            f"`sigattn train --resume {run_dir}`"
+        )
+        self.run_dir, self.step = run_dir, step
 
 
 class Trainer:
@@ -290,6 +303,7 @@ class Trainer:
                             initial=min(start * c.batch_size, n_items))  # fmt: skip
         losses, acc_loss, acc_logs, t0 = self.epoch_losses, [], {}, time.perf_counter()
         kill_at = int(os.environ.get(KILL_ENV, "0") or 0)
+        term_at = int(os.environ.get(TERM_ENV, "0") or 0)
         nb, ga = self.batches_per_epoch, c.grad_accum
         try:
             for bi, batch in enumerate(self._loader("train", train=True), start=start):
@@ -321,15 +335,30 @@ class Trainer:
                             {k: v for k, v in row.items() if k not in ("step", "epoch")}, self.step, "train/"
                         )
                         bar.set_postfix(loss=f"{step_loss:.4g}", lr=f"{lr:.3g}")
-                if c.checkpoint_every and self.step % c.checkpoint_every == 0 and bi + 1 < nb:
+                saved = bool(c.checkpoint_every and self.step % c.checkpoint_every == 0 and bi + 1 < nb)
+                if saved:
                     self._save_step_checkpoint()
                 if kill_at and self.step == kill_at:
                     os.kill(os.getpid(), signal.SIGKILL)
+                if term_at and self.step == term_at:
+                    os.kill(os.getpid(), signal.SIGTERM)
+                if self._stop_agreed():
+                    if not saved:
+                        self._save_step_checkpoint()
+                    raise TrainingInterrupted(self.run_dir, self.step)
                 if self.step >= self.total_steps:
                     break
         finally:
             bar.close()
         return sum(losses) / len(losses) if losses else math.nan
+
+    def _stop_agreed(self) -> bool:
+        """True on every rank once any rank got SIGTERM (one tiny all-reduce per step under DDP)."""
+        if not self.info.enabled:
+            return self._stop_requested
+        flag = torch.tensor([float(self._stop_requested)], device=self.device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return bool(flag.item())
 
     def _better(self, value: float) -> bool:
         if self.best_value is None:
@@ -341,7 +370,24 @@ class Trainer:
 
         Keys: ``test/<metric>`` (best weights, or final weights without a val split), ``val/<metric>`` (the
         best epoch's), ``train/loss`` (last epoch mean), ``best_epoch``, ``epochs``, ``steps``.
+
+        Raises:
+            TrainingInterrupted: after SIGTERM, once the current optimiser step is checkpointed.
         """
+        self._stop_requested = False
+        previous = None
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.signal(signal.SIGTERM, self._on_sigterm)
+        try:
+            return self._fit()
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+
+    def _on_sigterm(self, signum: int, frame: Any) -> None:
+        self._stop_requested = True
+
+    def _fit(self) -> dict[str, float]:
         self._setup()
         c = self.cfg.trainer
         resume_path = None

@@ -9,7 +9,7 @@ import torch
 
 from sigattn.train import checkpoint as ck
 from sigattn.train.config import load_recipe, recipe_from_dict
-from sigattn.train.trainer import KILL_ENV, Trainer
+from sigattn.train.trainer import KILL_ENV, TERM_ENV, Trainer, TrainingInterrupted
 
 from .helpers import assert_tree_equal, last_state, recipe_file, run_cli, toy_raw
 
@@ -68,3 +68,21 @@ def test_resume_from_damaged_checkpoint_is_refused(tmp_path):
     assert f"older checkpoints you can pass to --resume: {ckpts[0]}" in str(e.value)
     assert {p.name: p.read_bytes() for p in ck.list_checkpoints(folder)[:-1]} == good
     assert newest.stat().st_size == 1000  # nothing silently "repaired" or overwritten
+
+
+def test_sigterm_checkpoints_and_resumes_exactly(tmp_path, monkeypatch):
+    raw = toy_raw(tmp_path, epochs=2, batch_size=16, ema_decay=0.8)  # 4 steps per epoch, no step checkpoints
+    raw["params"]["dropout"] = 0.2
+    Trainer(recipe_from_dict({**raw, "trainer": {**raw["trainer"], "run_name": "full"}}, name="toy")).fit()
+    cut = recipe_from_dict({**raw, "trainer": {**raw["trainer"], "run_name": "term"}}, name="toy")
+    monkeypatch.setenv(TERM_ENV, "3")
+    with pytest.raises(TrainingInterrupted, match=r"SIGTERM after step 3.*--resume .*term"):
+        Trainer(cut).fit()
+    monkeypatch.delenv(TERM_ENV)
+    run = tmp_path / "toy" / "term"
+    assert ck.list_checkpoints(run / "checkpoints")[-1].name == "step-000000003.ckpt"
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is removed again
+    Trainer(cut, resume=run).fit()
+    full = last_state(tmp_path / "toy" / "full")
+    for key in ("model", "optimizer", "ema", "rng", "loop"):
+        assert_tree_equal(full[key], last_state(run)[key], key)
