@@ -84,6 +84,8 @@ class Task(Protocol):
 #   example_inputs(self) -> tuple[torch.Tensor, ...]
 #       inputs for export/compile checks; `dynamic_axes` (class attribute, dict as torch.onnx expects) names
 #       the axes that may vary.
+#   ddp_find_unused_parameters (class attribute, bool, default False)
+#       set True when some parameters get no gradient in a step (optional branches); DDP then searches for them.
 #
 # Evaluation outputs: `predict` must return the key "index" (LongTensor of dataset indices). The engine
 # gathers outputs from all ranks, then sorts by and de-duplicates on "index" (DistributedSampler pads the

@@ -119,7 +119,8 @@ class Trainer:
             if self.device.type == "cuda":
                 model = self.raw_model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
             ids = [self.device.index] if self.device.type == "cuda" else None
-            model = nn.parallel.DistributedDataParallel(model, device_ids=ids)
+            unused = bool(getattr(self.task, "ddp_find_unused_parameters", False))
+            model = nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=unused)
         if c.compile:
             model = torch.compile(model)
         self.model = model
