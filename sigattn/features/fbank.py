@@ -171,31 +171,29 @@ def _mel_kernel(spec_ri, lo, hi, seg, up_w, nb, use_power, use_log, energy, ener
         row = spec_ri[f]
         tot = np.zeros(nb + 1)
         up = np.zeros(nb + 1)
-        for k in range(hi - lo):
-            a = row[2 * (k + lo)]
-            c = row[2 * (k + lo) + 1]
-            p = np.float64(a * a + c * c)
-            if not use_power:
-                p = math.sqrt(p)
-            j = seg[k]
-            tot[j] += p
-            up[j] += up_w[k] * p
+        if use_power:
+            for k in range(hi - lo):
+                a = row[2 * (k + lo)]
+                c = row[2 * (k + lo) + 1]
+                p = np.float64(a * a + c * c)
+                j = seg[k]
+                tot[j] += p
+                up[j] += up_w[k] * p
+        else:
+            for k in range(hi - lo):
+                a = np.float64(row[2 * (k + lo)])
+                c = np.float64(row[2 * (k + lo) + 1])
+                p = math.sqrt(a * a + c * c)
+                j = seg[k]
+                tot[j] += p
+                up[j] += up_w[k] * p
+        res = out[b, :, t] if bins_first else out[b, t, :]
         for m in range(nb):
             acc = up[m] + tot[m + 1] - up[m + 1]
-            if use_log:
-                acc = max(acc, eps)
-            if bins_first:
-                out[b, col0 + m, t] = acc
-            else:
-                out[b, t, col0 + m] = acc
+            res[col0 + m] = max(acc, eps) if use_log else acc
         if energy_col >= 0:
             e = max(energy[f], energy_min)
-            if not use_log:
-                e = math.log(e)
-            if bins_first:
-                out[b, energy_col, t] = e
-            else:
-                out[b, t, energy_col] = e
+            res[energy_col] = e if use_log else math.log(e)
 
 
 def _segments(num_bins: int, padded: int, sample_rate: float, low_freq: float, high_freq: float):
