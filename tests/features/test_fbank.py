@@ -7,6 +7,8 @@ import math
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sigattn.features import Fbank, fbank, fbank_batch
 
@@ -199,3 +201,26 @@ def test_bad_input_other():
         fbank_batch([np.ones(1000), np.r_[np.ones(999), np.inf]])
     with pytest.raises(ValueError, match="shorter than one frame"):
         Fbank()(torch.ones(2, 1000), torch.tensor([1000, 100]))
+
+
+@settings(max_examples=8, deadline=None)
+@given(
+    lengths=st.lists(st.integers(min_value=400, max_value=3000), min_size=1, max_size=4),
+    snip=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_batch_masking_is_exact_property(lengths, snip, seed):
+    """A padded batch gives, item by item, what each item gives alone (numpy and torch versions)."""
+    rng = np.random.default_rng(seed)
+    waves = [rng.standard_normal(n).astype(np.float32) for n in lengths]
+    padded = np.zeros((len(waves), max(lengths)), dtype=np.float32)
+    for b, w in enumerate(waves):
+        padded[b, : w.size] = w
+    feats, n = fbank_batch(padded, lengths=lengths, snip_edges=snip)
+    tfeats, tn = Fbank(snip_edges=snip)(torch.from_numpy(padded), torch.tensor(lengths))
+    assert n.tolist() == tn.tolist()
+    for b, w in enumerate(waves):
+        alone = fbank(w, snip_edges=snip).T
+        np.testing.assert_allclose(feats[b, :, : n[b]], alone, atol=1e-6)
+        assert not feats[b, :, n[b] :].any() and not tfeats[b, :, n[b] :].any()
+        assert np.abs(tfeats[b, :, : n[b]].numpy() - alone).max() <= 1e-4
