@@ -7,6 +7,15 @@ import torch
 from sigattn.models.ecapa import ECAPATDNN, ecapa_c512, ecapa_c1024
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models: one intra-op thread avoids oversubscription on a shared CPU (restored afterwards)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def n_params(m):
     return sum(p.numel() for p in m.parameters())
 
@@ -64,7 +73,7 @@ def test_bad_input_is_named():
 
 def test_onnx_export_dynamic_time_matches_torch(tmp_path):
     ort = pytest.importorskip("onnxruntime", reason="onnxruntime is an optional dependency (export extra)")
-    from sigattn.tasks.speaker.embed import export_onnx
+    from sigattn.tasks.speaker.inference import export_onnx
 
     torch.manual_seed(1)
     m = ECAPATDNN(channels=32, mfa_channels=48, embed_dim=16, se_channels=8, attention_channels=8).eval()

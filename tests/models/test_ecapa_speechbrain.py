@@ -14,6 +14,16 @@ sb_ecapa = pytest.importorskip(
     "speechbrain.lobes.models.ECAPA_TDNN", reason="speechbrain is in the audio extra"
 )
 
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models: one intra-op thread avoids oversubscription on a shared CPU (restored afterwards)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 SMALL = dict(channels=[64, 64, 64, 64, 192], lin_neurons=32, attention_channels=16, se_channels=16)
 
 

@@ -389,8 +389,10 @@ class SpeakerTask:
 
     def _load_init(self, model: SpeakerModel, path: Path) -> None:
         state = torch.load(path, map_location="cpu", weights_only=True)
-        if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
-            state = state["model"]
+        for key in ("weights", "model"):  # engine best.ckpt / step checkpoints
+            if isinstance(state, dict) and isinstance(state.get(key), dict):
+                state = state[key]
+                break
         emb = {k[len("embedding.") :]: v for k, v in state.items() if k.startswith("embedding.")} or state
         model.embedding.load_state_dict(emb)
         log.info("speaker: embedding network initialised from %s (AAM head re-initialised)", path)

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 
 from sigattn.tasks.speaker.scoring import (
     as_norm,
@@ -11,6 +12,15 @@ from sigattn.tasks.speaker.scoring import (
     min_dcf,
     verification_metrics,
 )
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models: one intra-op thread avoids oversubscription on a shared CPU (restored afterwards)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 def test_eer_hand_cases():

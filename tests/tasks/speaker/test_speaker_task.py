@@ -5,7 +5,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from sigattn.tasks.speaker.embed import embed, embed_features
+from sigattn.tasks.speaker.inference import embed, embed_features
 from sigattn.tasks.speaker.task import SpeakerParams, SpeakerTask
 
 
