@@ -170,7 +170,12 @@ def bench_first_call() -> str:
         env = dict(os.environ, NUMBA_CACHE_DIR=cache)
         for label in ("cold cache", "warm cache"):
             out = subprocess.run(
-                [sys.executable, "-c", FIRST_CALL], env=env, cwd=ROOT, capture_output=True, text=True, check=True
+                [sys.executable, "-c", FIRST_CALL],
+                env=env,
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                check=True,
             )
             imp, warm = (float(v) for v in out.stdout.split())
             rows.append([label, imp, warm])
@@ -185,7 +190,7 @@ def main(argv: list[str] | None = None) -> None:
     cores = os.cpu_count() or 1
     threads = sorted({1, cores})
     if args.quick:
-        audio_s, eeg_s, reps = 10.0, 60.0, 2
+        audio_s, eeg_s, reps = 10.0, 60.0, 3
     else:
         audio_s, eeg_s, reps = 60.0, 600.0, 7
     parts = [f"Machine: {machine()}. Mode: {'quick' if args.quick else 'full'}.\n"]
