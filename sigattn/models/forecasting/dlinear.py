@@ -7,6 +7,8 @@ AAAI 2023 (LTSF-Linear). CCM integration as in Chen et al., NeurIPS 2024: both t
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -62,7 +64,7 @@ class DLinear(Forecaster):
         n_clusters: int = 3,
         kernel_size: int = 25,
         revin: bool = False,
-        **kw,
+        **kw: Any,
     ) -> None:
         super().__init__(seq_len, pred_len, channel_strategy, n_channels, n_clusters, revin=revin, **kw)
         self.kernel_size = kernel_size

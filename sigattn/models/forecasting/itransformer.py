@@ -7,6 +7,8 @@ encoder attends across channels (CD by design) and a linear projection maps each
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import Tensor, nn
 
 from sigattn.models.forecasting.base import Forecaster, StrategyLinear
@@ -57,7 +59,7 @@ class ITransformer(Forecaster):
         d_ff: int = 256,
         dropout: float = 0.1,
         revin: bool = True,
-        **kw,
+        **kw: Any,
     ) -> None:
         super().__init__(seq_len, pred_len, channel_strategy, n_channels, n_clusters, revin=revin, **kw)
         if d_model % n_heads:

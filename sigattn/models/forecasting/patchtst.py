@@ -7,6 +7,8 @@ head ``Linear(d_model * patch_num -> H)`` becomes cluster-aware.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -59,7 +61,7 @@ class PatchTST(Forecaster):
         d_ff: int = 256,
         dropout: float = 0.2,
         revin: bool = True,
-        **kw,
+        **kw: Any,
     ) -> None:
         super().__init__(seq_len, pred_len, channel_strategy, n_channels, n_clusters, revin=revin, **kw)
         if patch_len > seq_len or stride < 1:

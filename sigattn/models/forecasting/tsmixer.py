@@ -7,6 +7,8 @@ temporal projection become cluster-aware.
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import Tensor, nn
 
 from sigattn.models.forecasting.base import Forecaster, StrategyLinear
@@ -73,7 +75,7 @@ class TSMixer(Forecaster):
         d_ff: int = 64,
         dropout: float = 0.1,
         revin: bool = True,
-        **kw,
+        **kw: Any,
     ) -> None:
         super().__init__(seq_len, pred_len, channel_strategy, n_channels, n_clusters, revin=revin, **kw)
         self.blocks = nn.ModuleList(

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from sigattn.tasks.forecast.splits import StandardScaler
+
 __all__ = ["adjusted_rand_index", "forecast_metrics", "mae", "mse"]
 
 
@@ -28,7 +30,9 @@ def mae(pred: np.ndarray, true: np.ndarray) -> float:
     return float(np.mean(np.abs(pred - true)))
 
 
-def forecast_metrics(pred: np.ndarray, true: np.ndarray, scaler=None, columns=None) -> dict[str, float]:
+def forecast_metrics(
+    pred: np.ndarray, true: np.ndarray, scaler: StandardScaler | None = None, columns: list[int] | None = None
+) -> dict[str, float]:
     """``mse``/``mae`` on the normalised scale and, given the train-split ``scaler``, ``mse_raw``/``mae_raw``.
 
     Args:

@@ -108,8 +108,8 @@ class ForecastTask:
 
     Example:
         >>> task = ForecastTask(ForecastParams(synthetic_length=600, seq_len=24, pred_len=8))
-        >>> [len(task.build_datasets()[s]) for s in ("train", "val", "test")]
-        [389, 53, 113]
+        >>> tuple(len(task.build_datasets()[s]) for s in ("train", "val", "test"))
+        (389, 53, 113)
     """
 
     name: ClassVar[str] = "forecast"
