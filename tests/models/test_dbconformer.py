@@ -11,6 +11,14 @@ from sigattn.layers import ChannelAttentionPool
 from sigattn.models.dbconformer import ConformerBlock, DBConformer
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    threads = torch.get_num_threads()  # tiny models: OpenMP threads spin badly when the CPU is shared
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _count(m: torch.nn.Module) -> int:
     return sum(p.numel() for p in m.parameters())
 
@@ -92,13 +100,13 @@ def test_bad_input_shape_names_expected():
 
 def test_learns_a_channel_power_difference():
     torch.manual_seed(0)
-    n, c, t = 64, 4, 64
+    n, c, t = 48, 4, 64
     y = torch.arange(n) % 2
     x = torch.randn(n, c, t)
     x[:, 1] *= 1 + 2 * y[:, None].float()  # class 1: channel 1 has 3x the amplitude
     m = DBConformer(n_chans=c, n_outputs=2, n_times=t, sfreq=32, dropout=0.1)
     opt = torch.optim.Adam(m.parameters(), lr=3e-3)
-    for _ in range(60):
+    for _ in range(40):
         loss = torch.nn.functional.cross_entropy(m(x), y)
         opt.zero_grad()
         loss.backward()

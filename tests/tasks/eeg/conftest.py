@@ -1,0 +1,14 @@
+"""One torch thread for the small EEG models: OpenMP threads spin badly when the CPU is shared."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
