@@ -136,6 +136,11 @@ class ForecastTask:
         self.labels: np.ndarray | None = None
         self.scaler: StandardScaler | None = None
 
+    @property
+    def ddp_find_unused_parameters(self) -> bool:
+        """Under DDP, CCM leaves parameters without gradient (``W_Q, W_K, W_V`` unless ``refine``)."""
+        return self.params.channel_strategy == "ccm"
+
     # ---------------------------------------------------------------- data
     def load_frame(self) -> tuple[SeriesFrame, str]:
         """The raw series and its split kind."""
