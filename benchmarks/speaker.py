@@ -86,10 +86,16 @@ def main(argv=None) -> str:
     ap.add_argument(
         "--quick", action="store_true", help="batch 4 and one round (a smoke check, noisy numbers)"
     )
+    ap.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 3; 2 with --quick)")
+    ap.add_argument("--reps", type=int, default=None, help="steps per round (default 3; 1 with --quick)")
+    ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     batch, warmup, reps, rounds = (4, 1, 1, 2) if args.quick else (32, 1, 3, 3)
+    reps, rounds = args.reps or reps, args.rounds or rounds
     x = torch.randn(batch, 80, 200, device=device)
     y = torch.randint(0, 1000, (batch,), device=device)
 
