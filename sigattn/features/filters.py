@@ -13,6 +13,7 @@ Kernels run ``prange`` over rows (channels x trials); inputs are ``(C, T)`` or `
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -220,8 +221,18 @@ def notch_filter(x: np.ndarray, sfreq: float, freq: float | list[float], quality
 def mne_fir_design(sfreq: float, l_freq: float | None, h_freq: float | None) -> np.ndarray:
     """FIR taps of ``mne.filter.create_filter(None, sfreq, l_freq, h_freq)`` with all defaults (firwin, hamming).
 
-    Band-pass (``l < h``), high-pass (``h_freq=None``) or low-pass (``l_freq=None``).
+    Band-pass (``l < h``), high-pass (``h_freq=None``) or low-pass (``l_freq=None``). Returns a new array.
     """
+    return _mne_fir_design(sfreq, l_freq, h_freq).copy()
+
+
+@functools.lru_cache(maxsize=64)
+def _fir_spectrum(sfreq: float, l_freq: float | None, h_freq: float | None, size: int) -> torch.Tensor:
+    return torch.fft.rfft(torch.from_numpy(_mne_fir_design(sfreq, l_freq, h_freq).copy()), n=size)
+
+
+@functools.lru_cache(maxsize=64)
+def _mne_fir_design(sfreq: float, l_freq: float | None, h_freq: float | None) -> np.ndarray:
     from scipy import signal
 
     nyq = _check_band(sfreq, {"l_freq": l_freq, "h_freq": h_freq})
@@ -262,6 +273,7 @@ def mne_fir_design(sfreq: float, l_freq: float | None, h_freq: float | None) -> 
             off = (n_taps - n) // 2
             h[off : n_taps - off] += lp if this_g == 1 else -lp
         prev_f, prev_g = this_f, this_g
+    h.setflags(write=False)
     return h
 
 
@@ -288,7 +300,8 @@ def fir_filter(x: np.ndarray, sfreq: float, l_freq: float | None, h_freq: float 
     import scipy.fft
 
     arr, rows = _rows(x)
-    h = mne_fir_design(sfreq, l_freq, h_freq)
+    key = (float(sfreq), None if l_freq is None else float(l_freq), None if h_freq is None else float(h_freq))
+    h = _mne_fir_design(*key)
     n = arr.shape[-1]
     n_h = h.size
     # MNE: reflect_limited padding of min(n_h, n) - 1 samples per side, then linear convolution with the
@@ -297,7 +310,7 @@ def fir_filter(x: np.ndarray, sfreq: float, l_freq: float | None, h_freq: float 
     n_edge = max(min(n_h, n) - 1, 0)
     n_x = n + 2 * n_edge
     size = scipy.fft.next_fast_len(n_x + n_h - 1, real=True)
-    spec_h = torch.fft.rfft(torch.from_numpy(h), n=size)
+    spec_h = _fir_spectrum(*key, size)
     shift = (n_h - 1) // 2 + n_edge
     out = np.empty(rows.shape, dtype=np.float64)
     with KERNEL_LOCK:
