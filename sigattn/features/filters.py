@@ -277,7 +277,7 @@ def _mne_fir_design(sfreq: float, l_freq: float | None, h_freq: float | None) ->
     return h
 
 
-CHANNEL_BLOCK = 8
+FIR_BLOCK_BYTES = 1 << 21  # channels per batched FFT: about 2 MiB of padded float64 signal (4..32 channels)
 
 
 def fir_filter(x: np.ndarray, sfreq: float, l_freq: float | None, h_freq: float | None) -> np.ndarray:
@@ -313,13 +313,14 @@ def fir_filter(x: np.ndarray, sfreq: float, l_freq: float | None, h_freq: float 
     spec_h = _fir_spectrum(*key, size)
     shift = (n_h - 1) // 2 + n_edge
     out = np.empty(rows.shape, dtype=np.float64)
+    block = max(4, min(32, FIR_BLOCK_BYTES // (8 * size)))
     with KERNEL_LOCK:
-        for c0 in range(0, rows.shape[0], CHANNEL_BLOCK):
-            blk = rows[c0 : c0 + CHANNEL_BLOCK].astype(np.float64, copy=False)
+        for c0 in range(0, rows.shape[0], block):
+            blk = rows[c0 : c0 + block].astype(np.float64, copy=False)
             ext = np.zeros((blk.shape[0], size))
             ext[:, n_edge : n_edge + n] = blk
             ext[:, :n_edge] = 2.0 * blk[:, :1] - blk[:, n_edge:0:-1]
             ext[:, n_edge + n : n_x] = 2.0 * blk[:, -1:] - blk[:, -2 : -n_edge - 2 : -1]
             y = torch.fft.irfft(torch.fft.rfft(torch.from_numpy(ext), dim=-1) * spec_h, n=size, dim=-1)
-            out[c0 : c0 + CHANNEL_BLOCK] = y.numpy()[:, shift : shift + n]
+            out[c0 : c0 + block] = y.numpy()[:, shift : shift + n]
     return out.reshape(arr.shape).astype(arr.dtype, copy=False)
