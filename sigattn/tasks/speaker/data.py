@@ -20,6 +20,7 @@ from torch.utils.data import Dataset
 __all__ = [
     "AUDIO_EXTENSIONS",
     "CropDataset",
+    "FeatureCropDataset",
     "Item",
     "UtteranceDataset",
     "all_pair_trials",
@@ -368,3 +369,33 @@ class UtteranceDataset(Dataset):
         if self._cache is not None:
             self._cache[i] = feats
         return {"feats": feats, "index": i}
+
+
+class FeatureCropDataset(Dataset):
+    """Random ``crop_frames`` crops of precomputed ``(bins, frames)`` features (fast path without waveform
+    augmentation). Items ``(feats, label)``; short utterances are tiled."""
+
+    def __init__(
+        self, feats: list[torch.Tensor], labels, crop_frames: int, epoch_size: int, spec_augment=None, seed=0
+    ):
+        self.feats, self.labels = feats, np.asarray(labels, dtype=np.int64)
+        self.crop, self.epoch_size, self.spec_augment, self.seed = crop_frames, epoch_size, spec_augment, seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.epoch_size
+
+    def __getitem__(self, i: int):
+        rng = np.random.default_rng([self.seed, self.epoch, i])
+        j = int(rng.integers(len(self.feats))) if self.epoch_size != len(self.feats) else i
+        f = self.feats[j]
+        if f.shape[1] < self.crop:
+            f = f.repeat(1, -(-self.crop // f.shape[1]))
+        t0 = int(rng.integers(0, f.shape[1] - self.crop + 1))
+        out = f[:, t0 : t0 + self.crop]
+        if self.spec_augment is not None:
+            out = torch.from_numpy(self.spec_augment(out.numpy(), rng))
+        return out, int(self.labels[j])

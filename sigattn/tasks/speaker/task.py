@@ -12,7 +12,6 @@ Desplanques et al., "ECAPA-TDNN", Interspeech 2020 (arXiv 2005.07143).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
@@ -25,6 +24,7 @@ from sigattn.data_paths import resolve_data_path
 
 from .data import (
     CropDataset,
+    FeatureCropDataset,
     Item,
     UtteranceDataset,
     all_pair_trials,
@@ -33,135 +33,14 @@ from .data import (
     manifest_from_kaldi,
     read_trials,
 )
-from .loss import AAMSoftmax, margin_schedule
+from .loss import margin_schedule
+from .model import SpeakerModel
+from .params import SpeakerParams
 from .scoring import as_norm, cosine_scores, plot_det, plot_score_histogram, verification_metrics
 
-__all__ = ["FeatureCropDataset", "SpeakerModel", "SpeakerParams", "SpeakerTask"]
+__all__ = ["SpeakerTask"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class SpeakerParams:
-    """The ``params`` section of a speaker-verification recipe.
-
-    Attributes:
-        source: ``synthetic``, ``folder`` (``<speaker>/.../<utt>.wav``), ``csv`` (``path,speaker[,utt]``) or
-            ``kaldi`` (a folder with ``wav.scp`` and ``utt2spk``).
-        train / test: manifests of that kind (paths may use ``data:``); speaker_from: ``dir`` or ``filename``.
-        trials: a VoxCeleb trial list (paths relative to ``trials_root`` or the list); empty = all test pairs.
-        val_speakers: training speakers held out for validation (single-utterance speakers are split in two).
-        cohort_size: training utterances embedded for the score mean and AS-norm (0 = no cohort: raw cosine).
-        asnorm_top_k: AS-norm top-k (clipped to the cohort size).
-        crop_seconds: training crop; short: ``repeat``/``pad``/``reject`` clips shorter than a crop.
-        cmn: sentence mean normalisation of the fbank features (``false`` only for channel-free data such as
-            the synthetic speakers, whose identity lives largely in the long-term spectrum).
-        epoch_size: crops per epoch (0 = one per training utterance). max_eval_seconds: cap per test file.
-        noise_dir / rir_dir / aug_prob / snr_range: MUSAN-style noise and RIR reverberation.
-        speed_perturb: add 0.9x/1.1x copies of every training speaker as new speakers.
-        spec_augment: frequency/time masking of training features.
-        model: ``ecapa`` (paper) or ``speechbrain`` (``sb_channels`` list); channels, mfa_channels, embed_dim,
-            attention_channels, se_channels: sizes.
-        margin, scale, margin_warmup (epochs ``[start, end]``): AAM softmax; margin 0.5 and long crops give
-            large-margin fine-tuning from ``init_checkpoint`` (an engine checkpoint or a state_dict).
-    """
-
-    source: str = "synthetic"
-    train: str = ""
-    train_speaker_from: str = "dir"
-    test: str = ""
-    test_speaker_from: str = "dir"
-    trials: str = ""
-    trials_root: str = ""
-    val_speakers: int = 10
-    cohort_size: int = 200
-    asnorm_top_k: int = 100
-    synth_train_speakers: int = 64
-    synth_test_speakers: int = 20
-    synth_utts: int = 4
-    synth_seconds: float = 2.5
-    synth_seed: int = 0
-    sample_rate: int = 16000
-    n_mels: int = 80
-    cmn: bool = True
-    crop_seconds: float = 2.0
-    short: str = "repeat"
-    epoch_size: int = 0
-    max_eval_seconds: float = 30.0
-    noise_dir: str = ""
-    rir_dir: str = ""
-    aug_prob: float = 0.6
-    snr_range: list[float] = field(default_factory=lambda: [0.0, 15.0])
-    speed_perturb: bool = False
-    spec_augment: bool = False
-    model: str = "ecapa"
-    channels: int = 512
-    mfa_channels: int = 1536
-    embed_dim: int = 192
-    attention_channels: int = 128
-    se_channels: int = 128
-    sb_channels: list[int] = field(default_factory=lambda: [1024, 1024, 1024, 1024, 3072])
-    margin: float = 0.2
-    scale: float = 30.0
-    margin_warmup: list[float] = field(default_factory=lambda: [0.0, 0.0])
-    init_checkpoint: str = ""
-
-    def __post_init__(self) -> None:
-        if self.source not in ("synthetic", "folder", "csv", "kaldi"):
-            raise ValueError(f"params.source must be synthetic, folder, csv or kaldi, got {self.source!r}")
-        if self.model not in ("ecapa", "speechbrain"):
-            raise ValueError(f"params.model must be 'ecapa' or 'speechbrain', got {self.model!r}")
-        if self.short not in ("repeat", "pad", "reject"):
-            raise ValueError(f"params.short must be repeat, pad or reject, got {self.short!r}")
-        if self.source != "synthetic" and not (self.train and (self.test or self.trials)):
-            raise ValueError(
-                f"params.source={self.source!r} needs params.train and params.test (or params.trials)"
-            )
-
-
-class FeatureCropDataset(Dataset):
-    """Random ``crop_frames`` crops of precomputed ``(bins, frames)`` features (fast path without waveform
-    augmentation). Items ``(feats, label)``; short utterances are tiled."""
-
-    def __init__(
-        self, feats: list[Tensor], labels, crop_frames: int, epoch_size: int, spec_augment=None, seed=0
-    ):
-        self.feats, self.labels = feats, np.asarray(labels, dtype=np.int64)
-        self.crop, self.epoch_size, self.spec_augment, self.seed = crop_frames, epoch_size, spec_augment, seed
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def __len__(self) -> int:
-        return self.epoch_size
-
-    def __getitem__(self, i: int):
-        rng = np.random.default_rng([self.seed, self.epoch, i])
-        j = int(rng.integers(len(self.feats))) if self.epoch_size != len(self.feats) else i
-        f = self.feats[j]
-        if f.shape[1] < self.crop:
-            f = f.repeat(1, -(-self.crop // f.shape[1]))
-        t0 = int(rng.integers(0, f.shape[1] - self.crop + 1))
-        out = f[:, t0 : t0 + self.crop]
-        if self.spec_augment is not None:
-            out = torch.from_numpy(self.spec_augment(out.numpy(), rng))
-        return out, int(self.labels[j])
-
-
-class SpeakerModel(nn.Module):
-    """Embedding network + AAM head. ``forward(feats, lengths)`` -> embeddings; with ``labels`` -> (loss, acc)."""
-
-    def __init__(self, embedding: nn.Module, embed_dim: int, n_classes: int, margin: float, scale: float):
-        super().__init__()
-        self.embedding = embedding
-        self.head = AAMSoftmax(embed_dim, n_classes, margin, scale)
-
-    def forward(self, feats: Tensor, lengths: Tensor | None = None, labels: Tensor | None = None):
-        emb = self.embedding(feats, lengths)
-        if labels is None:
-            return emb
-        return self.head(emb, labels)
 
 
 def _manifest(kind: str, path: str, speaker_from: str) -> list[Item]:
@@ -266,7 +145,7 @@ class SpeakerTask:
 
             spec = SpecAugment()
         augment = self._waveform_augment()
-        if augment is None:  # fast path: features computed once, crops taken in frames
+        if augment is None and len(sources) <= 5000:  # small sets: features computed once, crops in frames
             feats = [
                 UtteranceDataset([s], sr, n_mels, max_seconds=None, min_seconds=0, cache=False, cmn=p.cmn)[0][
                     "feats"
@@ -296,10 +175,11 @@ class SpeakerTask:
             )
         self._train_set = train_set
 
-        val_items = []
-        for src, s in pool:
-            if s in val_spk:
+        val_items, per_spk = [], dict.fromkeys(val_spk, 0)
+        for src, s in pool:  # the first val_utts_per_speaker utterances of each validation speaker
+            if s in val_spk and (not p.val_utts_per_speaker or per_spk[s] < p.val_utts_per_speaker):
                 val_items.append((src, s))
+                per_spk[s] += 1
         if val_items and all(sum(1 for _, t in val_items if t == s) == 1 for s in val_spk):
             val_items = self._split_halves(val_items)
         out: dict[str, Dataset] = {"train": train_set}
@@ -428,6 +308,7 @@ class SpeakerTask:
                 self.p.sample_rate,
                 self.p.n_mels,
                 self.p.max_eval_seconds,
+                cache=len(self._cohort_sources) <= 1000,  # large cohorts: recompute features, bounded memory
                 cmn=self.p.cmn,
             )
         model = self._model

@@ -1,0 +1,91 @@
+"""The ``params`` section of a speaker-verification recipe (``task: speaker``), as a typed dataclass.
+
+Desplanques et al., "ECAPA-TDNN", Interspeech 2020 (arXiv 2005.07143); defaults follow the paper's C=512
+model and AAM softmax (margin 0.2, scale 30).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["SpeakerParams"]
+
+
+@dataclass
+class SpeakerParams:
+    """The ``params`` section of a speaker-verification recipe.
+
+    Attributes:
+        source: ``synthetic``, ``folder`` (``<speaker>/.../<utt>.wav``), ``csv`` (``path,speaker[,utt]``) or
+            ``kaldi`` (a folder with ``wav.scp`` and ``utt2spk``).
+        train / test: manifests of that kind (paths may use ``data:``); speaker_from: ``dir`` or ``filename``.
+        trials: a VoxCeleb trial list (paths relative to ``trials_root`` or the list); empty = all test pairs.
+        val_speakers: training speakers held out for validation (single-utterance speakers are split in two).
+        val_utts_per_speaker: cap on each validation speaker's utterances (0 = all; all pairs are scored).
+        cohort_size: training utterances embedded for the score mean and AS-norm (0 = no cohort: raw cosine).
+        asnorm_top_k: AS-norm top-k (clipped to the cohort size).
+        crop_seconds: training crop; short: ``repeat``/``pad``/``reject`` clips shorter than a crop.
+        cmn: sentence mean normalisation of the fbank features (``false`` only for channel-free data such as
+            the synthetic speakers, whose identity lives largely in the long-term spectrum).
+        epoch_size: crops per epoch (0 = one per training utterance). max_eval_seconds: cap per test file.
+        noise_dir / rir_dir / aug_prob / snr_range: MUSAN-style noise and RIR reverberation.
+        speed_perturb: add 0.9x/1.1x copies of every training speaker as new speakers.
+        spec_augment: frequency/time masking of training features.
+        model: ``ecapa`` (paper) or ``speechbrain`` (``sb_channels`` list); channels, mfa_channels, embed_dim,
+            attention_channels, se_channels: sizes.
+        margin, scale, margin_warmup (epochs ``[start, end]``): AAM softmax; margin 0.5 and long crops give
+            large-margin fine-tuning from ``init_checkpoint`` (an engine checkpoint or a state_dict).
+    """
+
+    source: str = "synthetic"
+    train: str = ""
+    train_speaker_from: str = "dir"
+    test: str = ""
+    test_speaker_from: str = "dir"
+    trials: str = ""
+    trials_root: str = ""
+    val_speakers: int = 10
+    val_utts_per_speaker: int = 0
+    cohort_size: int = 200
+    asnorm_top_k: int = 100
+    synth_train_speakers: int = 64
+    synth_test_speakers: int = 20
+    synth_utts: int = 4
+    synth_seconds: float = 2.5
+    synth_seed: int = 0
+    sample_rate: int = 16000
+    n_mels: int = 80
+    cmn: bool = True
+    crop_seconds: float = 2.0
+    short: str = "repeat"
+    epoch_size: int = 0
+    max_eval_seconds: float = 30.0
+    noise_dir: str = ""
+    rir_dir: str = ""
+    aug_prob: float = 0.6
+    snr_range: list[float] = field(default_factory=lambda: [0.0, 15.0])
+    speed_perturb: bool = False
+    spec_augment: bool = False
+    model: str = "ecapa"
+    channels: int = 512
+    mfa_channels: int = 1536
+    embed_dim: int = 192
+    attention_channels: int = 128
+    se_channels: int = 128
+    sb_channels: list[int] = field(default_factory=lambda: [1024, 1024, 1024, 1024, 3072])
+    margin: float = 0.2
+    scale: float = 30.0
+    margin_warmup: list[float] = field(default_factory=lambda: [0.0, 0.0])
+    init_checkpoint: str = ""
+
+    def __post_init__(self) -> None:
+        if self.source not in ("synthetic", "folder", "csv", "kaldi"):
+            raise ValueError(f"params.source must be synthetic, folder, csv or kaldi, got {self.source!r}")
+        if self.model not in ("ecapa", "speechbrain"):
+            raise ValueError(f"params.model must be 'ecapa' or 'speechbrain', got {self.model!r}")
+        if self.short not in ("repeat", "pad", "reject"):
+            raise ValueError(f"params.short must be repeat, pad or reject, got {self.short!r}")
+        if self.source != "synthetic" and not (self.train and (self.test or self.trials)):
+            raise ValueError(
+                f"params.source={self.source!r} needs params.train and params.test (or params.trials)"
+            )
