@@ -103,3 +103,27 @@ def test_embed_batched_equals_single_and_chunks(tmp_path):
         embed(net, tmp_path / "a8k.wav", resample=False)
     with pytest.raises(ValueError, match="waveform 0: 0.010 s is shorter"):
         embed(net, [np.zeros(160, dtype=np.float32)])
+
+
+def test_crop_dataset_with_waveform_augmentation_is_reproducible():
+    from sigattn.tasks.speaker.augment import AddNoise
+    from sigattn.tasks.speaker.data import CropDataset
+
+    rng = np.random.default_rng(0)
+    waves = [(0.1 * rng.standard_normal(n)).astype(np.float32) for n in (12000, 3000)]
+    noise = [rng.standard_normal(5000).astype(np.float32)]
+    ds = CropDataset(waves, [0, 1], crop_seconds=0.5, augment=AddNoise(noise, (5.0, 10.0)), seed=1)
+    f0, y0 = ds[0]
+    assert f0.shape == (80, 48) and y0 == 0
+    torch.testing.assert_close(ds[0][0], f0)  # same epoch and index: same crop and noise
+    ds.set_epoch(1)
+    assert not torch.equal(ds[0][0], f0)
+    assert ds[1][0].shape == (80, 48)  # 3000 samples < 8000: repeated to the crop length
+
+
+def test_speed_perturbation_adds_speakers():
+    task = SpeakerTask(tiny_params(speed_perturb=True), seed=0)
+    ds = task.build_datasets()
+    assert task.n_classes == 18 and len(ds["train"]) == 36
+    labels = {ds["train"][i][1] for i in range(len(ds["train"]))}
+    assert labels == set(range(18))
