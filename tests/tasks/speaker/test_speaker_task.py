@@ -127,3 +127,18 @@ def test_speed_perturbation_adds_speakers():
     assert task.n_classes == 18 and len(ds["train"]) == 36
     labels = {ds["train"][i][1] for i in range(len(ds["train"]))}
     assert labels == set(range(18))
+
+
+def test_init_checkpoint_for_large_margin_finetuning(tmp_path):
+    task = SpeakerTask(tiny_params(), seed=0)
+    task.build_datasets()
+    trained = task.build_model()
+    torch.save(
+        {"weights": trained.state_dict(), "epoch": 3}, tmp_path / "best.ckpt"
+    )  # engine best.ckpt layout
+    lm = SpeakerTask(tiny_params(margin=0.5, crop_seconds=0.5, init_checkpoint=str(tmp_path / "best.ckpt")))
+    lm.build_datasets()
+    model = lm.build_model()
+    for k, v in trained.embedding.state_dict().items():
+        torch.testing.assert_close(model.embedding.state_dict()[k], v)
+    assert model.head.margin == 0.5
