@@ -139,13 +139,23 @@ class DBConformer(nn.Module):
 
     Args:
         n_chans: electrodes (or give ``chs_info``, MNE's ``info["chs"]`` or a list of names).
-        n_outputs: classes. ``n_times``: samples per trial. ``sfreq``: sampling rate (Hz), used for
-            ``patch_size`` (0.5 s) when that is not given; 125 samples when neither is known.
+        n_outputs: classes.
+        n_times: samples per trial.
+        sfreq: sampling rate (Hz), used for ``patch_size`` (0.5 s) when that is not given; 125 samples when
+            neither is known.
+        chs_info: MNE's ``info["chs"]`` or a list of channel names (sets ``n_chans``).
         input_window_seconds: alternative to ``n_times`` / ``sfreq`` (braindecode convention).
-        emb_size, n_heads, ffn_expansion, dropout: transformer width (40), heads (10), FFN factor (4), dropout.
-        depth_temporal, depth_spatial: blocks per branch (2 and 2).
-        patch_size: samples per temporal token. temporal_kernel: depthwise kernel (63, odd).
-        spatial_filters, spatial_kernel, spatial_stride: per-electrode tokeniser (16, 25, 5).
+        emb_size: transformer width D (40).
+        n_heads: attention heads (10).
+        ffn_expansion: FFN width factor (4).
+        dropout: dropout of the stem and the transformer blocks (0.5).
+        depth_temporal: blocks of the temporal branch (2).
+        depth_spatial: blocks of the spatial branch (2).
+        patch_size: samples per temporal token.
+        temporal_kernel: depthwise kernel (63, odd).
+        spatial_filters: filters of the per-electrode tokeniser (16).
+        spatial_kernel: kernel of the per-electrode tokeniser (25).
+        spatial_stride: stride of the per-electrode tokeniser (5).
         channel_attention: additive attention pooling over electrodes (True) or a plain mean (False).
 
     Example:

@@ -150,7 +150,8 @@ def make_motor_imagery(
         n_trials_per_class: trials per class and subject, interleaved in random order.
         n_classes: 2 (left/right hand) or 3 (+ feet, desynchronisation at Cz).
         montage: ``"bnci2014001"`` (22 electrodes) or ``"eegmmidb"`` (64 electrodes), or a tuple of names.
-        sfreq: sampling rate (Hz); ``duration``: trial length (s), so ``T = round(sfreq * duration)``.
+        sfreq: sampling rate (Hz).
+        duration: trial length (s), so ``T = round(sfreq * duration)``.
         erd: fraction of mu/beta amplitude lost over the contralateral motor cortex (0..1).
         snr: motor-rhythm amplitude relative to the background (per informative electrode).
         pattern_width: width (radians on the unit sphere) of the Gaussian spatial pattern of each source.

@@ -105,9 +105,14 @@ def load_eegmmidb(
 
     Args:
         root: folder holding ``S001R04.edf`` ... (flat) or ``S001/S001R04.edf`` (PhysioNet layout).
-        subjects: subject numbers (1-109). task: ``"left_right"`` (runs 4/8/12), ``"fists_feet"`` (6/10/14)
-            or ``"4class"`` (both sets); ``runs`` overrides the runs (e.g. executed runs 3/7/11).
-        tmin, tmax, l_freq, h_freq, sfreq: epoch window (s), band-pass (Hz), target rate (Hz; None = 160).
+        subjects: subject numbers (1-109).
+        task: ``"left_right"`` (runs 4/8/12), ``"fists_feet"`` (6/10/14) or ``"4class"`` (both sets).
+        runs: overrides the runs of ``task`` (e.g. executed runs 3/7/11).
+        tmin: epoch start after the cue (s).
+        tmax: epoch end after the cue (s, inclusive).
+        l_freq: band-pass low edge (Hz).
+        h_freq: band-pass high edge (Hz).
+        sfreq: target rate (Hz; ``None`` keeps 160 Hz).
         cache_dir: where to cache the preprocessed epochs (``None``: no cache).
 
     Returns:

@@ -106,7 +106,7 @@ def load_raw(
         montage: montage name for positions (``None`` to skip); EEG channels absent from it are an error.
 
     Returns:
-        The preloaded ``mne.io.Raw``.
+        mne.io.Raw: the preloaded recording.
     """
     raw = read_raw(path)
     raw.pick("eeg")
@@ -199,11 +199,14 @@ def load_epochs(
     Args:
         paths: recordings (all with the same sampling rate and channels).
         event_ids: ``{annotation: class index}`` for every file, or one mapping per file.
-        tmin, tmax: epoch window relative to the event onset (s), inclusive of both ends like MNE.
-        l_freq, h_freq: band-pass edges (Hz; ``None`` for a one-sided filter, both ``None`` for none).
+        tmin: epoch start relative to the event onset (s).
+        tmax: epoch end relative to the event onset (s), inclusive like MNE.
+        l_freq: band-pass low edge (Hz; ``None`` for a low-pass).
+        h_freq: band-pass high edge (Hz; ``None`` for a high-pass; both ``None``: no filter).
         sfreq: resample to this rate (Hz), ``None`` to keep the native rate.
         channels: electrodes required in every file (cleaned names); default: those of the first file.
-        montage: montage for name cleaning and positions. scale: volts -> microvolts.
+        montage: montage for name cleaning and positions.
+        scale: factor from volts (1e6: microvolts).
 
     Returns:
         ``{"X", "y", "run", "onset" (s), "ch_names", "sfreq", "files"}``; trials in recording order.

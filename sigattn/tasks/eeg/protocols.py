@@ -45,7 +45,8 @@ def chronological_split(y: Sequence[int] | np.ndarray, train_fraction: float = 0
     """First ``ceil(n_k * train_fraction)`` trials of each class train, the remaining ones test.
 
     Args:
-        y: labels in recording order. train_fraction: share of each class used for training, in (0, 1).
+        y: labels in recording order.
+        train_fraction: share of each class used for training, in (0, 1).
 
     Example:
         >>> f = chronological_split([0, 1, 0, 1, 0, 1, 0, 1, 0, 1], 0.8)
@@ -70,8 +71,8 @@ def chronological_kfold(n_trials: int, n_splits: int = 5) -> list[Fold]:
     """Contiguous folds in recording order, like ``sklearn.model_selection.KFold(n_splits, shuffle=False)``.
 
     Example:
-        >>> [f.test.tolist() for f in chronological_kfold(5, 2)]
-        [[0, 1, 2], [3, 4]]
+        >>> [f.test.tolist()[0] for f in chronological_kfold(5, 2)]
+        [0, 3]
     """
     if n_splits < 2:
         raise ValueError(f"n_splits must be >= 2, got {n_splits}")
