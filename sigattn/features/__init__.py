@@ -6,7 +6,7 @@ Every public function validates its input (dtype, rank, finite values, band edge
 ``DataLoader`` workers (see :mod:`sigattn.features._core`).
 """
 
-from ._core import set_num_threads, threading_layer, warmup
+from ._core import set_num_threads, threading_layer, warmup, worker_init_fn
 from .alignment import OnlineEuclideanAlignment, euclidean_alignment
 from .cmvn import cmvn, sliding_cmn
 from .epochs import epochs_from_events
@@ -39,4 +39,5 @@ __all__ = [
     "threading_layer",
     "warmup",
     "window_function",
+    "worker_init_fn",
 ]

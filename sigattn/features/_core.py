@@ -19,7 +19,15 @@ import threading
 import numba
 import numpy as np
 
-__all__ = ["KERNEL_LOCK", "as_float_array", "check_finite", "set_num_threads", "threading_layer", "warmup"]
+__all__ = [
+    "KERNEL_LOCK",
+    "as_float_array",
+    "check_finite",
+    "set_num_threads",
+    "threading_layer",
+    "warmup",
+    "worker_init_fn",
+]
 
 if not os.environ.get("NUMBA_THREADING_LAYER") and numba.config.THREADING_LAYER == "default":
     numba.config.THREADING_LAYER = "workqueue"
@@ -48,6 +56,16 @@ def set_num_threads(n: int) -> None:
     except ImportError:  # optional: BLAS keeps its own thread count
         return
     threadpool_limits(n)
+
+
+def worker_init_fn(worker_id: int) -> None:
+    """``DataLoader(worker_init_fn=...)`` helper: one kernel/FFT/BLAS thread per worker (no oversubscription).
+
+    Example:
+        >>> from torch.utils.data import DataLoader
+        >>> loader = DataLoader(range(4), num_workers=0, worker_init_fn=worker_init_fn)
+    """
+    set_num_threads(1)
 
 
 def check_finite(x: np.ndarray, name: str) -> None:

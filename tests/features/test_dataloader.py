@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from sigattn.features import fbank, fir_filter, iir_filter, resample_poly, threading_layer
+from sigattn.features import fbank, fir_filter, iir_filter, resample_poly, threading_layer, worker_init_fn
 
 
 class FeatureDataset(Dataset):
@@ -34,12 +34,19 @@ def test_dataloader_fork_workers_after_parent_ran_kernels():
     assert threading_layer() != "omp"
     ds = FeatureDataset()
     expected = [ds[i] for i in range(len(ds))]  # parallel kernels run in the parent first
-    loader = DataLoader(ds, batch_size=2, num_workers=2, multiprocessing_context=mp.get_context("fork"))
-    got = [item for batch in loader for item in zip(*batch)]
-    assert len(got) == len(expected)
-    for (f, e), (fr, er) in zip(got, expected):
-        torch.testing.assert_close(f, fr)
-        torch.testing.assert_close(e, er)
+    for init in (None, worker_init_fn):
+        loader = DataLoader(
+            ds,
+            batch_size=2,
+            num_workers=2,
+            multiprocessing_context=mp.get_context("fork"),
+            worker_init_fn=init,
+        )
+        got = [item for batch in loader for item in zip(*batch)]
+        assert len(got) == len(expected)
+        for (f, e), (fr, er) in zip(got, expected):
+            torch.testing.assert_close(f, fr)
+            torch.testing.assert_close(e, er)
 
 
 def test_concurrent_calls_from_threads():
