@@ -139,9 +139,11 @@ def main(argv=None) -> str:
         f"real-time factor **{rtf:.4f}** ({1 / rtf:.0f}x faster than real time). WeSpeaker's ONNX Runtime "
         "figure for C=1024 is 0.0417 on one Xeon 8160 thread (reference sheet, section 11; other machine).",
         "",
-        "Why sigattn's paper layout is faster on the same widths: zero padding inside the convolution instead "
+        "Likely reasons the paper layout is faster at the same widths (not profiled): zero padding inside the convolution instead "
         "of a separate reflect `F.pad` copy per convolution, and no BN after the MFA layer or inside the "
-        "attention (the paper/WeSpeaker layout). The SpeechBrain-layout model does the same work as SpeechBrain.",
+        "attention (the paper/WeSpeaker layout). sigattn's SpeechBrain-layout model computes the same function as "
+        "SpeechBrain (parity tests); its speed difference comes from SpeechBrain's wrappers (not profiled). Few "
+        "steps on a loaded 2-core CPU: treat the ratios as rough.",
     ]
     text = "\n".join(md)
     write_section("speaker", text)
