@@ -169,6 +169,7 @@ class EEGTask:
         self.seed = seed
         self.trials: Trials | None = None
         self.last_top_channels: dict[str, list[str]] = {}
+        self.split: dict[str, np.ndarray] | None = None
 
     # ---------------------------------------------------------------- data
     def build_datasets(self) -> dict[str, Dataset]:
@@ -247,6 +248,21 @@ class EEGTask:
         paths.append(
             confusion_png(cm, t.class_names, out_dir / f"{split}_confusion.png", title=f"{split} confusion")
         )
+        if split == "test" and self.split is not None:  # which electrodes the trained model uses
+            from sigattn.tasks.eeg.importance import occlusion_importance
+
+            idx = outputs["index"].cpu().numpy()
+            x = torch.from_numpy(self.split["X"][idx])
+            param = next(model.parameters(), None)
+            if param is not None:
+                x = x.to(param.device)
+            was_training = model.training
+            model.eval()
+            imp = occlusion_importance(model, x, outputs["y"].to(x.device)).numpy()
+            model.train(was_training)
+            self.last_top_channels["test_occlusion"] = [t.ch_names[i] for i in np.argsort(-imp)[:5]]
+            paths.append(topomap_png(imp, t.ch_names, out_dir / f"{split}_occlusion.png",
+                                     title="electrode occlusion: drop of log p(true class)"))  # fmt: skip
         if "channel_weights" in outputs:
             w = outputs["channel_weights"].mean(0).cpu().numpy()
             paths.append(topomap_png(w, t.ch_names, out_dir / f"{split}_channel_attention.png",
@@ -263,10 +279,15 @@ class EEGTask:
             return float("nan")
 
         top = ", ".join(self.last_top_channels.get("test", []))
-        return {
+        checks = {
             f"test accuracy >= 90% (got {100 * find('accuracy'):.1f}%)": find("accuracy") >= 0.9,
             f"C3 and C4 among the top-5 attended electrodes ({top})": find("informative_in_top5") == 1.0,
         }
+        occ = self.last_top_channels.get("test_occlusion")
+        if occ and self.trials is not None and self.trials.informative:
+            ok = all(c in occ for c in self.trials.informative)
+            checks[f"(diagnostic) C3 and C4 among the top-5 electrodes by occlusion ({', '.join(occ)})"] = ok
+        return checks
 
     def example_inputs(self) -> tuple[torch.Tensor, ...]:
         t = self.trials

@@ -94,7 +94,9 @@ def test_plots_write_pngs(tmp_path):
     model = task.build_model().eval()
     batch = task.collate([ds["test"][i] for i in range(len(ds["test"]))])
     paths = task.plots(model, task.predict(model, batch), "test", tmp_path)
-    assert [p.name for p in paths] == ["test_confusion.png", "test_channel_attention.png"]
+    names = [p.name for p in paths]
+    assert names == ["test_confusion.png", "test_occlusion.png", "test_channel_attention.png"]
+    assert len(task.last_top_channels["test_occlusion"]) == 5
     assert all(p.stat().st_size > 1000 for p in paths)
 
 
@@ -151,3 +153,29 @@ def test_cv_runs_every_fold_through_the_trainer(tmp_path):
     assert set(summary) == {"accuracy", "balanced_accuracy", "kappa"}
     assert sorted(p.name for p in (tmp_path / "cv").iterdir()) == ["fold0_seed0", "fold1_seed0", "fold2_seed0",
                                                                     "summary.md"]  # fmt: skip
+
+
+def test_occlusion_importance_finds_the_only_used_electrode():
+    from sigattn.tasks.eeg.importance import occlusion_importance
+
+    lin = torch.nn.Linear(3, 2, bias=False)
+    with torch.no_grad():
+        lin.weight.copy_(torch.tensor([[0.0, 2.0, 0.0], [0.0, -2.0, 0.0]]))
+    model = _MeanOverTime(lin)
+    x = torch.randn(16, 3, 10)
+    y = (x[:, 1].mean(1) < 0).long()  # channel 1 decides, with the sign the weights encode
+    imp = occlusion_importance(model, x, y)
+    # by hand: zeroing channel 1 sets both logits to 0, so log p(y) becomes log(1/2)
+    logits = lin(x.mean(2))
+    ref = (torch.log_softmax(logits, 1).gather(1, y[:, None]).squeeze(1) - np.log(0.5)).mean()
+    torch.testing.assert_close(imp[1], ref)
+    assert imp[0] == 0 and imp[2] == 0
+
+
+class _MeanOverTime(torch.nn.Module):
+    def __init__(self, lin: torch.nn.Module) -> None:
+        super().__init__()
+        self.lin = lin
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.lin(x.mean(2))
