@@ -290,7 +290,8 @@ def fir_filter(x: np.ndarray, sfreq: float, l_freq: float | None, h_freq: float 
         h_freq: upper pass-band edge in Hz (``None`` for a high-pass).
 
     Returns:
-        Filtered array, same shape and dtype (computed in float64).
+        Filtered array, same shape and dtype. float64 input is filtered in float64; float32 input with float32
+        FFTs (about twice as fast; relative error ~1e-7 of the signal's scale).
 
     Example:
         >>> import numpy as np
@@ -310,17 +311,20 @@ def fir_filter(x: np.ndarray, sfreq: float, l_freq: float | None, h_freq: float 
     n_edge = max(min(n_h, n) - 1, 0)
     n_x = n + 2 * n_edge
     size = scipy.fft.next_fast_len(n_x + n_h - 1, real=True)
+    dtype = arr.dtype
     spec_h = _fir_spectrum(*key, size)
+    if dtype == np.float32:
+        spec_h = spec_h.to(torch.complex64)
     shift = (n_h - 1) // 2 + n_edge
-    out = np.empty(rows.shape, dtype=np.float64)
-    block = max(4, min(32, FIR_BLOCK_BYTES // (8 * size)))
+    out = np.empty(rows.shape, dtype=dtype)
+    block = max(4, min(32, FIR_BLOCK_BYTES // (dtype.itemsize * size)))
     with KERNEL_LOCK:
         for c0 in range(0, rows.shape[0], block):
-            blk = rows[c0 : c0 + block].astype(np.float64, copy=False)
-            ext = np.zeros((blk.shape[0], size))
+            blk = rows[c0 : c0 + block]
+            ext = np.zeros((blk.shape[0], size), dtype=dtype)
             ext[:, n_edge : n_edge + n] = blk
             ext[:, :n_edge] = 2.0 * blk[:, :1] - blk[:, n_edge:0:-1]
             ext[:, n_edge + n : n_x] = 2.0 * blk[:, -1:] - blk[:, -2 : -n_edge - 2 : -1]
             y = torch.fft.irfft(torch.fft.rfft(torch.from_numpy(ext), dim=-1) * spec_h, n=size, dim=-1)
             out[c0 : c0 + block] = y.numpy()[:, shift : shift + n]
-    return out.reshape(arr.shape).astype(arr.dtype, copy=False)
+    return out.reshape(arr.shape)
