@@ -21,6 +21,7 @@ relative lengths with its rounding (frame ``t`` is valid when ``t < rel * T``).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -114,8 +115,13 @@ class SpeechBrainECAPA(nn.Module):
         input_size: feature bins (80).
         channels: ``[C0, C1, C2, C3, C_mfa]``; SpeechBrain's default ``[512]*4 + [1536]`` (6,194,048
             parameters), its VoxCeleb model ``[1024]*4 + [3072]`` (20,767,552).
-        kernel_sizes, dilations: per entry of ``channels`` (``[5, 3, 3, 3, 1]``, ``[1, 2, 3, 4, 1]``).
-        attention_channels, res2net_scale, se_channels, global_context, lin_neurons: as in SpeechBrain.
+        lin_neurons: embedding size (192).
+        kernel_sizes: per entry of ``channels`` (``[5, 3, 3, 3, 1]``).
+        dilations: per entry of ``channels`` (``[1, 2, 3, 4, 1]``).
+        attention_channels: pooling bottleneck (128).
+        res2net_scale: Res2Net scale (8).
+        se_channels: SE bottleneck (128).
+        global_context: utterance mean/std in the pooling attention.
         masking: ``"exact"`` or ``"speechbrain"`` (see the module docstring).
 
     Note: input is ``(B, F, T)`` (house layout), output ``(B, lin_neurons)``; SpeechBrain's is ``(B, T, F)``
@@ -131,9 +137,9 @@ class SpeechBrainECAPA(nn.Module):
         self,
         input_size: int = 80,
         lin_neurons: int = 192,
-        channels=(512, 512, 512, 512, 1536),
-        kernel_sizes=(5, 3, 3, 3, 1),
-        dilations=(1, 2, 3, 4, 1),
+        channels: Sequence[int] = (512, 512, 512, 512, 1536),
+        kernel_sizes: Sequence[int] = (5, 3, 3, 3, 1),
+        dilations: Sequence[int] = (1, 2, 3, 4, 1),
         attention_channels: int = 128,
         res2net_scale: int = 8,
         se_channels: int = 128,

@@ -57,7 +57,13 @@ class AddNoise:
         p: probability of applying it to a given crop.
     """
 
-    def __init__(self, noise, snr_range=(0.0, 15.0), p: float = 1.0, sample_rate: int = 16000) -> None:
+    def __init__(
+        self,
+        noise: str | Path | list,
+        snr_range: tuple[float, float] = (0.0, 15.0),
+        p: float = 1.0,
+        sample_rate: int = 16000,
+    ) -> None:
         self.sources = _list_audio(noise, "noise") if isinstance(noise, (str, Path)) else list(noise)
         if not self.sources:
             raise ValueError("AddNoise: empty noise list")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -201,7 +202,8 @@ def load_audio(path: str | Path, sample_rate: int = 16000, resample: bool = True
         resample: resample other rates with a polyphase filter; ``False`` rejects them with a ``ValueError``.
 
     Raises:
-        FileNotFoundError / ValueError naming the file when it is missing, unreadable, empty or corrupt.
+        FileNotFoundError: the file does not exist (the message names it).
+        ValueError: the file is unreadable, empty, corrupt or at another rate with ``resample=False``.
     """
     import soundfile as sf
 
@@ -280,7 +282,8 @@ class CropDataset(Dataset):
     Args:
         sources: list of file paths or 1-D float arrays (in-memory waveforms).
         labels: integer class per source.
-        crop_seconds: crop length. sample_rate: expected rate (files at other rates are resampled).
+        crop_seconds: crop length.
+        sample_rate: expected rate (files at other rates are resampled).
         augment: optional callable ``(wave, rng) -> wave`` (see ``sigattn.tasks.speaker.augment``).
         spec_augment: optional callable ``(feats, rng) -> feats``.
         short: policy for clips shorter than the crop (:func:`crop_or_pad`).
@@ -288,8 +291,21 @@ class CropDataset(Dataset):
         seed: base seed; item ``i`` of epoch ``e`` uses a generator seeded by ``(seed, e, i)``.
     """
 
-    def __init__(self, sources, labels, crop_seconds=2.0, sample_rate=16000, augment=None, spec_augment=None,
-                 short="repeat", epoch_size=None, num_mel_bins=80, dither=0.0, seed=0, cmn=True) -> None:  # fmt: skip
+    def __init__(
+        self,
+        sources: list,
+        labels: list[int] | np.ndarray,
+        crop_seconds: float = 2.0,
+        sample_rate: int = 16000,
+        augment: Callable | None = None,
+        spec_augment: Callable | None = None,
+        short: str = "repeat",
+        epoch_size: int | None = None,
+        num_mel_bins: int = 80,
+        dither: float = 0.0,
+        seed: int = 0,
+        cmn: bool = True,
+    ) -> None:
         if len(sources) != len(labels):
             raise ValueError(f"CropDataset: {len(sources)} sources but {len(labels)} labels")
         if len(sources) == 0:

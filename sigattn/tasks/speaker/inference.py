@@ -52,7 +52,7 @@ def embed_features(model: nn.Module, feats: list, batch_size: int = 16, device=N
 
 def embed(
     model: nn.Module,
-    files_or_waveforms,
+    files_or_waveforms: str | Path | np.ndarray | list,
     sample_rate: int = 16000,
     batch_size: int = 16,
     chunk_seconds: float | None = 30.0,
@@ -70,7 +70,8 @@ def embed(
             (``None``: whole utterances, unbounded memory).
         min_seconds: shorter clips raise a ``ValueError`` naming the item.
         resample: resample files at other rates (``False``: reject them).
-        num_mel_bins, cmn: the features the model was trained with.
+        num_mel_bins: fbank bins the model was trained with.
+        cmn: sentence mean normalisation, as in training.
 
     Returns:
         ``(n, D)`` float32 embeddings (not normalised; score with ``scoring.cosine_scores``).

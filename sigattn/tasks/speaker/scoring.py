@@ -16,6 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 __all__ = [
     "as_norm",
@@ -43,7 +44,7 @@ def _normalise(x: np.ndarray, mean: np.ndarray | None) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
-def cosine_scores(enroll, test, mean=None) -> np.ndarray:
+def cosine_scores(enroll: ArrayLike, test: ArrayLike, mean: ArrayLike | None = None) -> np.ndarray:
     """Cosine similarity of paired embeddings, after subtracting ``mean`` (embedding mean normalisation).
 
     Args:
@@ -64,7 +65,14 @@ def cosine_scores(enroll, test, mean=None) -> np.ndarray:
     return np.sum(_normalise(e, mean) * _normalise(t, mean), axis=1)
 
 
-def as_norm(scores, enroll, test, cohort, top_k: int = 300, mean=None) -> np.ndarray:
+def as_norm(
+    scores: ArrayLike,
+    enroll: ArrayLike,
+    test: ArrayLike,
+    cohort: ArrayLike,
+    top_k: int = 300,
+    mean: ArrayLike | None = None,
+) -> np.ndarray:
     """Adaptive symmetric score normalisation (AS-norm, "adaptive s-norm").
 
     For each trial, the enrolment embedding is scored (cosine) against every cohort embedding; the mean
@@ -111,7 +119,7 @@ def as_norm(scores, enroll, test, cohort, top_k: int = 300, mean=None) -> np.nda
     return 0.5 * ((s - mu_e) / sd_e + (s - mu_t) / sd_t)
 
 
-def error_rates(scores, labels) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def error_rates(scores: ArrayLike, labels: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """FRR and FAR at every distinct threshold.
 
     A trial is accepted when ``score >= threshold``. With the distinct scores sorted ascending
@@ -148,7 +156,7 @@ def error_rates(scores, labels) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return frr, far, thresholds
 
 
-def eer(scores, labels) -> tuple[float, float]:
+def eer(scores: ArrayLike, labels: ArrayLike) -> tuple[float, float]:
     """Equal error rate and its threshold, where the piecewise-linear FRR and FAR curves cross.
 
     Returns:
@@ -170,7 +178,7 @@ def eer(scores, labels) -> tuple[float, float]:
 
 
 def min_dcf(
-    scores, labels, p_target: float = 0.01, c_miss: float = 1.0, c_fa: float = 1.0
+    scores: ArrayLike, labels: ArrayLike, p_target: float = 0.01, c_miss: float = 1.0, c_fa: float = 1.0
 ) -> tuple[float, float]:
     """Normalised minimum detection cost and its threshold.
 
@@ -190,7 +198,7 @@ def min_dcf(
     return float(cost[k] / min(c_miss * p_target, c_fa * (1.0 - p_target))), float(thr[k])
 
 
-def verification_metrics(scores, labels, prefix: str = "") -> dict[str, float]:
+def verification_metrics(scores: ArrayLike, labels: ArrayLike, prefix: str = "") -> dict[str, float]:
     """EER (%) and normalised minDCF at p_target 0.01 and 0.05 (c_miss = c_fa = 1) in one dict."""
     e, thr = eer(scores, labels)
     return {
@@ -201,13 +209,13 @@ def verification_metrics(scores, labels, prefix: str = "") -> dict[str, float]:
     }
 
 
-def det_curve(scores, labels) -> tuple[np.ndarray, np.ndarray]:
+def det_curve(scores: ArrayLike, labels: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """``(far, frr)`` points of the detection error trade-off curve (fractions)."""
     frr, far, _ = error_rates(scores, labels)
     return far, frr
 
 
-def plot_det(scores, labels, path: str | Path, title: str = "DET") -> Path:
+def plot_det(scores: ArrayLike, labels: ArrayLike, path: str | Path, title: str = "DET") -> Path:
     """Write a DET curve (probit axes, in %) to ``path`` as PNG and return the path."""
     import matplotlib
 
@@ -239,7 +247,9 @@ def plot_det(scores, labels, path: str | Path, title: str = "DET") -> Path:
     return path
 
 
-def plot_score_histogram(scores, labels, path: str | Path, title: str = "scores") -> Path:
+def plot_score_histogram(
+    scores: ArrayLike, labels: ArrayLike, path: str | Path, title: str = "scores"
+) -> Path:
     """Write histograms of target and non-target scores to ``path`` as PNG."""
     import matplotlib
 
