@@ -120,6 +120,12 @@ def split_and_align(trials: Trials, p: EEGParams) -> dict[str, np.ndarray]:
     if not 0 <= p.fold < len(folds):
         raise ValueError(f"fold {p.fold} out of range: protocol {p.protocol!r} has {len(folds)} folds")
     fold = folds[p.fold]
+    missing = sorted(set(np.unique(trials.y).tolist()) - set(np.unique(trials.y[fold.test]).tolist()))
+    if missing:
+        log.warning(
+            "%s fold %d tests no trial of classes %s (%s); its accuracy covers the other classes only",
+            p.protocol, p.fold, [trials.class_names[k] for k in missing], fold.name,
+        )  # fmt: skip
     train, val = [], []
     for s in np.unique(trials.subject[fold.train]):  # validation carved per subject from training trials
         idx = fold.train[trials.subject[fold.train] == s]

@@ -100,7 +100,7 @@ def test_plots_write_pngs(tmp_path):
     assert all(p.stat().st_size > 1000 for p in paths)
 
 
-@pytest.mark.parametrize("name", ["eegnet", "shallow"])
+@pytest.mark.parametrize("name", ["eegnet", "shallow", "eegconformer"])
 def test_braindecode_baselines_build(name):
     pytest.importorskip("braindecode")
     task = EEGTask(_params(n_subjects=1, model=name, model_kwargs={}, duration=2.0))
@@ -179,3 +179,16 @@ class _MeanOverTime(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.lin(x.mean(2))
+
+
+def test_fold_missing_a_class_is_reported(caplog):
+    from sigattn.tasks.eeg.datasets import Trials
+
+    rng = np.random.default_rng(0)
+    n = 20
+    y = np.repeat([0, 1], 10)  # like eegmmidb 4-class: blocks of runs with different classes
+    t = Trials(rng.standard_normal((n, 3, 40)).astype(np.float32), y, np.zeros(n, int), np.zeros(n, int),
+               np.zeros(n, int), ["C3", "Cz", "C4"], 64.0, ["left", "right"])  # fmt: skip
+    with caplog.at_level("WARNING"):
+        split_and_align(t, EEGParams(protocol="kfold", n_splits=2, fold=0, val_fraction=0.2))
+    assert "kfold fold 0 tests no trial of classes ['right']" in caplog.text
