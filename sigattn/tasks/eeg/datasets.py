@@ -210,13 +210,13 @@ def load_moabb(
     if sessions is not None:
         keep = meta["session"].isin(list(sessions)).to_numpy()
         X, labels, meta = X[keep], labels[keep], meta[keep]
-    classes = sorted(set(labels))
+    classes = sorted(str(v) for v in set(labels))
     sess = {s: i for i, s in enumerate(sorted(meta["session"].unique()))}
     runs = {s: i for i, s in enumerate(sorted(meta["run"].unique()))}
     info = paradigm.get_data(dataset=ds, subjects=[subjects[0]], return_epochs=True)[0].info
     return Trials(
         (X * 1e6).astype(np.float32),
-        np.array([classes.index(v) for v in labels], dtype=np.int64),
+        np.array([classes.index(str(v)) for v in labels], dtype=np.int64),
         meta["subject"].to_numpy().astype(np.int64),
         meta["session"].map(sess).to_numpy().astype(np.int64),
         meta["run"].map(runs).to_numpy().astype(np.int64),

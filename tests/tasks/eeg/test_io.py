@@ -9,7 +9,7 @@ from scipy.signal import butter, sosfiltfilt
 from sigattn.data_paths import shared_data_dir
 
 mne = pytest.importorskip("mne")
-from sigattn.tasks.eeg.datasets import load_eegmmidb  # noqa: E402
+from sigattn.tasks.eeg.datasets import load_eegmmidb, load_moabb  # noqa: E402
 from sigattn.tasks.eeg.io import clean_channel_names, load_epochs, load_raw  # noqa: E402
 
 ROOT = shared_data_dir()
@@ -91,3 +91,19 @@ def test_bad_files_are_named(tmp_path):
         load_raw(txt)
     with pytest.raises(ValueError, match=r"exceeds the recording"):
         load_epochs([src], {"T1": 0, "T2": 1}, tmax=30.0)
+
+
+def test_moabb_adapter_with_moabb_fake_dataset():
+    pytest.importorskip("moabb")
+    from moabb.datasets import FakeDataset
+    from moabb.paradigms import MotorImagery
+
+    t = load_moabb("FakeDataset", [1], n_classes=3)
+    X, labels, meta = MotorImagery(n_classes=3, fmin=8.0, fmax=32.0).get_data(FakeDataset(), [1])
+    # FakeDataset draws new random signals per instance: compare layout, labels and metadata
+    assert t.X.shape == X.shape and t.X.dtype == np.float32 and np.isfinite(t.X).all()
+    assert t.class_names == ["fake1", "fake2", "fake3"] and t.ch_names == ["C3", "Cz", "C4"]
+    assert sorted(np.bincount(t.y).tolist()) == sorted(np.unique(labels, return_counts=True)[1].tolist())
+    assert set(t.session.tolist()) == {0, 1} and (t.subject == 1).all() and t.sfreq == 128.0
+    with pytest.raises(ValueError, match="unknown MOABB dataset 'NoSuch'"):
+        load_moabb("NoSuch")
