@@ -130,3 +130,18 @@ def test_bfloat16_forward():
     m = DBConformer(n_chans=4, n_outputs=2, n_times=64, sfreq=32).eval().to(torch.bfloat16)
     out = m(torch.randn(2, 4, 64, dtype=torch.bfloat16))
     assert out.dtype == torch.bfloat16 and torch.isfinite(out.float()).all()
+
+
+def test_onnx_export_matches_onnxruntime(tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    torch.manual_seed(0)
+    m = DBConformer(n_chans=6, n_outputs=2, n_times=96, sfreq=48).eval()
+    x = torch.randn(3, 6, 96)
+    path = tmp_path / "db.onnx"
+    torch.onnx.export(m, (x,), str(path), input_names=["x"], output_names=["logits"],
+                      dynamic_axes={"x": {0: "batch"}}, dynamo=False)  # fmt: skip
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x5 = torch.randn(5, 6, 96)
+    (out,) = sess.run(None, {"x": x5.numpy()})
+    torch.testing.assert_close(torch.from_numpy(out), m(x5), rtol=1e-4, atol=1e-5)
