@@ -97,7 +97,7 @@ def load_raw(
     *,
     channels: Sequence[str] | None = None,
     montage: str | None = "standard_1005",
-):
+) -> Any:
     """Read a recording, keep EEG channels, clean names, set the montage, check required channels.
 
     Args:

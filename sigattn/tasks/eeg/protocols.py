@@ -71,8 +71,9 @@ def chronological_kfold(n_trials: int, n_splits: int = 5) -> list[Fold]:
     """Contiguous folds in recording order, like ``sklearn.model_selection.KFold(n_splits, shuffle=False)``.
 
     Example:
-        >>> [f.test.tolist()[0] for f in chronological_kfold(5, 2)]
-        [0, 3]
+        >>> folds = chronological_kfold(5, 2)
+        >>> folds[0].test.tolist(), folds[1].test.tolist()
+        ([0, 1, 2], [3, 4])
     """
     if n_splits < 2:
         raise ValueError(f"n_splits must be >= 2, got {n_splits}")
