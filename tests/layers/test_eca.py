@@ -66,3 +66,15 @@ def test_bad_arguments():
         ECA(64, kernel_rule="wide")
     with pytest.raises(ValueError, match="64 channels, got 32"):
         ECA(64)(torch.randn(1, 32, 5))
+
+
+def test_matches_braindecode_eca_on_4d_input():
+    attention = pytest.importorskip("braindecode.modules.attention")
+    torch.manual_seed(3)
+    ref = attention.ECA(22, 5)
+    eca = ECA(22, kernel_size=5)
+    with torch.no_grad():
+        eca.conv.weight.copy_(ref.conv.weight)
+    x = torch.randn(4, 22, 1, 50)  # braindecode's (B, C, 1, T) layout
+    torch.testing.assert_close(eca(x), ref(x), atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(eca(x[:, :, 0])[:, :, None], ref(x), atol=1e-6, rtol=1e-5)
