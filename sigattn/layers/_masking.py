@@ -106,7 +106,7 @@ def check_input(
     (``check_finite=None`` follows :func:`set_finite_check`, off by default for speed: it forces a device
     sync). Skipped under TorchScript/compile tracing.
     """
-    if torch.jit.is_scripting() or torch.compiler.is_compiling():
+    if torch.jit.is_scripting() or torch.jit.is_tracing() or torch.compiler.is_compiling():
         return
     if not isinstance(x, Tensor):
         raise TypeError(f"{name}: expected a torch.Tensor, got {type(x).__name__}")
