@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.cache/numba
 export MPLBACKEND ?= Agg
+export NO_MKDOCS_2_WARNING ?= 1
 
 .PHONY: venv demo test lint format bench docs clean
 
