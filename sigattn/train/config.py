@@ -64,6 +64,7 @@ class TrainerConfig:
     eval_every: int = 1
     log_every: int = 10
     device: str = "auto"
+    num_threads: int | None = None
     seed: int = 0
     quiet: bool = False
     deterministic: bool = False

@@ -58,7 +58,9 @@ def demo_recipe(domain: str, quick: bool = False):
         if path is None:
             raise ValueError(f"no demo for domain {domain!r}; available: {', '.join(available_demos())}")
         raw, source = read_yaml(path), str(path)
-    overrides = ["trainer.epochs=1", "trainer.max_steps=null"] if quick else []
+    # The demo models are small: one intra-op thread is faster than several and leaves cores to the loaders.
+    overrides = ["trainer.num_threads=1"] if raw.get("trainer", {}).get("num_threads") is None else []
+    overrides += ["trainer.epochs=1", "trainer.max_steps=null"] if quick else []
     raw = apply_overrides(raw, overrides)
     return recipe_from_dict(raw, name=f"demo-{domain}", source=source)
 

@@ -102,6 +102,12 @@ class Trainer:
         self.info: DistInfo = init_distributed(probe.type)
         self.device = select_device(c.device, self.info.local_rank)
         self.main = self.info.is_main
+        if c.num_threads is not None:
+            if c.num_threads < 1:
+                raise ConfigError(f"trainer.num_threads must be >= 1 or null, got {c.num_threads}")
+            # Small models on few cores run faster on one intra-op thread; under DDP on CPU each rank needs
+            # its own share of the cores.
+            torch.set_num_threads(c.num_threads)
         set_deterministic(c.deterministic)
         seed_everything(c.seed)
         self.task = get_task(self.cfg.task)(self.cfg.params, seed=c.seed)

@@ -93,3 +93,16 @@ def test_max_steps_and_bad_monitor(tmp_path, monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "3")
     with pytest.raises(ValueError, match=r"batch_size=16 .* divisible by the 3 processes"):
         fit(toy_raw(tmp_path, epochs=1, run_name="y"))
+
+
+def test_num_threads_is_applied_and_checked(tmp_path):
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        fit(toy_raw(tmp_path, epochs=1, num_threads=1, run_name="t1"))
+        assert torch.get_num_threads() == 1
+        with pytest.raises(ValueError, match=r"trainer.num_threads must be >= 1 or null, got 0"):
+            fit(toy_raw(tmp_path, epochs=1, num_threads=0, run_name="t0"))
+    finally:
+        torch.set_num_threads(before)
