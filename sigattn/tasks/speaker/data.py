@@ -289,6 +289,10 @@ class CropDataset(Dataset):
         short: policy for clips shorter than the crop (:func:`crop_or_pad`).
         epoch_size: items per epoch (default: one crop per source).
         seed: base seed; item ``i`` of epoch ``e`` uses a generator seeded by ``(seed, e, i)``.
+        num_mel_bins: fbank bins.
+        dither: Kaldi dither.
+        cmn: sentence mean normalisation.
+        resample: resample files at other rates (``False``: reject them with an error naming the file).
     """
 
     def __init__(
@@ -305,6 +309,7 @@ class CropDataset(Dataset):
         dither: float = 0.0,
         seed: int = 0,
         cmn: bool = True,
+        resample: bool = True,
     ) -> None:
         if len(sources) != len(labels):
             raise ValueError(f"CropDataset: {len(sources)} sources but {len(labels)} labels")
@@ -315,7 +320,7 @@ class CropDataset(Dataset):
         self.sample_rate, self.augment, self.spec_augment = sample_rate, augment, spec_augment
         self.short, self.num_mel_bins, self.dither, self.seed = short, num_mel_bins, dither, seed
         self.epoch_size = int(epoch_size or len(self.sources))
-        self.cmn = cmn
+        self.cmn, self.resample = cmn, resample
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -328,7 +333,9 @@ class CropDataset(Dataset):
     def _wave(self, j: int) -> np.ndarray:
         s = self.sources[j]
         return (
-            load_audio(s, self.sample_rate) if isinstance(s, (str, Path)) else np.asarray(s, dtype=np.float32)
+            load_audio(s, self.sample_rate, self.resample)
+            if isinstance(s, (str, Path))
+            else np.asarray(s, dtype=np.float32)
         )
 
     def __getitem__(self, i: int):
@@ -358,12 +365,12 @@ class UtteranceDataset(Dataset):
     """
 
     def __init__(self, sources, sample_rate=16000, num_mel_bins=80, max_seconds=None, min_seconds=0.5,
-                 short="pad", cache=True, cmn=True) -> None:  # fmt: skip
+                 short="pad", cache=True, cmn=True, resample=True) -> None:  # fmt: skip
         self.sources, self.sample_rate, self.num_mel_bins = list(sources), sample_rate, num_mel_bins
         self.max_samples = None if max_seconds is None else int(max_seconds * sample_rate)
         self.min_samples, self.short = int(min_seconds * sample_rate), short
         self._cache: dict[int, torch.Tensor] | None = {} if cache else None
-        self.cmn = cmn
+        self.cmn, self.resample = cmn, resample
 
     def __len__(self) -> int:
         return len(self.sources)
@@ -373,7 +380,9 @@ class UtteranceDataset(Dataset):
             return {"feats": self._cache[i], "index": i}
         s = self.sources[i]
         wave = (
-            load_audio(s, self.sample_rate) if isinstance(s, (str, Path)) else np.asarray(s, dtype=np.float32)
+            load_audio(s, self.sample_rate, self.resample)
+            if isinstance(s, (str, Path))
+            else np.asarray(s, dtype=np.float32)
         )
         if wave.shape[0] < self.min_samples:
             wave = crop_or_pad(

@@ -25,6 +25,8 @@ class SpeakerParams:
         cohort_size: training utterances embedded for the score mean and AS-norm (0 = no cohort: raw cosine).
         asnorm_top_k: AS-norm top-k (clipped to the cohort size).
         crop_seconds: training crop; short: ``repeat``/``pad``/``reject`` clips shorter than a crop.
+        sample_rate: model rate; resample: resample files at other rates (``false``: reject them, naming the
+            file).
         cmn: sentence mean normalisation of the fbank features (``false`` only for channel-free data such as
             the synthetic speakers, whose identity lives largely in the long-term spectrum).
         epoch_size: crops per epoch (0 = one per training utterance). max_eval_seconds: cap per test file.
@@ -54,6 +56,7 @@ class SpeakerParams:
     synth_seconds: float = 2.5
     synth_seed: int = 0
     sample_rate: int = 16000
+    resample: bool = True
     n_mels: int = 80
     cmn: bool = True
     crop_seconds: float = 2.0

@@ -147,17 +147,25 @@ class SpeakerTask:
         augment = self._waveform_augment()
         if augment is None and len(sources) <= 5000:  # small sets: features computed once, crops in frames
             feats = [
-                UtteranceDataset([s], sr, n_mels, max_seconds=None, min_seconds=0, cache=False, cmn=p.cmn)[0][
-                    "feats"
-                ]
+                UtteranceDataset(
+                    [s],
+                    sr,
+                    n_mels,
+                    max_seconds=None,
+                    min_seconds=0,
+                    cache=False,
+                    cmn=p.cmn,
+                    resample=p.resample,
+                )[0]["feats"]
                 for s in sources
             ]
             crop = int(round(p.crop_seconds * 100))
             if p.short == "reject":
                 short = [i for i, f in enumerate(feats) if f.shape[1] < crop]
                 if short:
+                    first = sources[short[0]] if isinstance(sources[short[0]], str) else f"item {short[0]}"
                     raise ValueError(
-                        f"{len(short)} training clips are shorter than {p.crop_seconds} s (short='reject'), e.g. {sources[short[0]] if isinstance(sources[short[0]], str) else short[0]}"
+                        f"{len(short)} training clips are shorter than {p.crop_seconds} s (short='reject'), e.g. {first}"
                     )
             train_set: Dataset = FeatureCropDataset(feats, labels, crop, epoch_size, spec, self.seed)
         else:
@@ -172,6 +180,8 @@ class SpeakerTask:
                 epoch_size,
                 n_mels,
                 seed=self.seed,
+                cmn=p.cmn,
+                resample=p.resample,
             )
         self._train_set = train_set
 
@@ -185,11 +195,13 @@ class SpeakerTask:
         out: dict[str, Dataset] = {"train": train_set}
         if val_items:
             out["val"] = UtteranceDataset(
-                [v[0] for v in val_items], sr, n_mels, p.max_eval_seconds, cmn=p.cmn
+                [v[0] for v in val_items], sr, n_mels, p.max_eval_seconds, cmn=p.cmn, resample=p.resample
             )
             self._trials["val"] = self._all_pairs([v[1] for v in val_items])
         test_sources = [t[0] for t in test]
-        out["test"] = UtteranceDataset(test_sources, sr, n_mels, p.max_eval_seconds, cmn=p.cmn)
+        out["test"] = UtteranceDataset(
+            test_sources, sr, n_mels, p.max_eval_seconds, cmn=p.cmn, resample=p.resample
+        )
         self._trials["test"] = (
             self._all_pairs([t[1] for t in test])
             if trials is None
@@ -206,7 +218,7 @@ class SpeakerTask:
 
         out = []
         for src, s in items:
-            w = load_audio(src, self.p.sample_rate) if isinstance(src, str) else src
+            w = load_audio(src, self.p.sample_rate, self.p.resample) if isinstance(src, str) else src
             h = w.shape[0] // 2
             out += [(w[:h], s), (w[h:], s)]
         return out
@@ -218,7 +230,7 @@ class SpeakerTask:
         out_s, out_l = list(sources), list(labels)
         for k, factor in enumerate((0.9, 1.1), start=1):
             for s, lab in zip(sources, labels):
-                w = load_audio(s, self.p.sample_rate) if isinstance(s, str) else s
+                w = load_audio(s, self.p.sample_rate, self.p.resample) if isinstance(s, str) else s
                 out_s.append(speed_perturb(w, factor))
                 out_l.append(lab + k * n_spk)
         return out_s, out_l
@@ -310,6 +322,7 @@ class SpeakerTask:
                 self.p.max_eval_seconds,
                 cache=len(self._cohort_sources) <= 1000,  # large cohorts: recompute features, bounded memory
                 cmn=self.p.cmn,
+                resample=self.p.resample,
             )
         model = self._model
         dev = next(model.parameters()).device

@@ -142,3 +142,16 @@ def test_init_checkpoint_for_large_margin_finetuning(tmp_path):
     for k, v in trained.embedding.state_dict().items():
         torch.testing.assert_close(model.embedding.state_dict()[k], v)
     assert model.head.margin == 0.5
+
+
+def test_task_rejects_other_sample_rates_when_asked(tmp_path):
+    rng = np.random.default_rng(0)
+    for s in range(3):
+        (tmp_path / f"s{s}").mkdir()
+        sf.write(tmp_path / f"s{s}" / "u.wav", 0.1 * rng.standard_normal(4000), 8000)
+    common = dict(source="folder", train=str(tmp_path), test=str(tmp_path), val_speakers=1, cohort_size=0,
+                  channels=16, mfa_channels=24, embed_dim=8, attention_channels=4, se_channels=4)  # fmt: skip
+    with pytest.raises(ValueError, match=r"u.wav: sample rate 8000 Hz, expected 16000 Hz"):
+        SpeakerTask(SpeakerParams(resample=False, **common)).build_datasets()
+    ds = SpeakerTask(SpeakerParams(**common)).build_datasets()  # resampled: 0.5 s at 8 kHz -> 8000 samples
+    assert ds["test"][0]["feats"].shape == (80, 48)
