@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["SpeakerParams", "SyntheticSpeakers", "make_speaker_corpus"]
+__all__ = ["VoiceParams", "SyntheticSpeakers", "make_speaker_corpus"]
 
 # Peterson & Barney (1952) average adult male formants F1-F3 (Hz) of ten English vowels.
 _VOWELS = np.array(
@@ -40,7 +40,7 @@ _FRICATIVES = np.array([[6000, 2500], [3000, 1500], [4500, 4000], [1500, 2000]],
 
 
 @dataclass(frozen=True)
-class SpeakerParams:
+class VoiceParams:
     """Identity of one synthetic speaker.
 
     Attributes:
@@ -80,7 +80,7 @@ class SyntheticSpeakers:
         self.seed = int(seed)
         self.sample_rate = int(sample_rate)
 
-    def speaker(self, index: int) -> SpeakerParams:
+    def speaker(self, index: int) -> VoiceParams:
         """Parameters of speaker ``index`` (deterministic)."""
         if index < 0:
             raise ValueError(f"speaker index must be >= 0, got {index}")
@@ -88,7 +88,7 @@ class SyntheticSpeakers:
         female = rng.random() < 0.5
         f0 = float(np.exp(rng.normal(np.log(210.0 if female else 115.0), 0.3)))
         vtl = float(np.exp(rng.normal(np.log(0.85 if female else 1.0), 0.15)))
-        return SpeakerParams(
+        return VoiceParams(
             f0=f0,
             f0_range=float(rng.uniform(0.04, 0.15)),
             vtl=vtl,
@@ -98,7 +98,7 @@ class SyntheticSpeakers:
             bandwidth=float(rng.uniform(0.7, 1.5)),
         )
 
-    def _envelope(self, freqs: np.ndarray, formants: np.ndarray, p: SpeakerParams) -> np.ndarray:
+    def _envelope(self, freqs: np.ndarray, formants: np.ndarray, p: VoiceParams) -> np.ndarray:
         """Magnitude of a cascade of formant resonances plus source tilt at ``freqs`` (Hz)."""
         env = np.ones_like(freqs)
         for f in formants:
