@@ -72,7 +72,8 @@ def test_bad_input_is_named():
 
 
 def test_onnx_export_dynamic_time_matches_torch(tmp_path):
-    ort = pytest.importorskip("onnxruntime", reason="onnxruntime is an optional dependency (export extra)")
+    import onnxruntime as ort
+
     from sigattn.tasks.speaker.inference import export_onnx
 
     torch.manual_seed(1)

@@ -1,6 +1,7 @@
 """SpeechBrain parity: a random SpeechBrain ECAPA_TDNN state_dict loads and gives the same embeddings."""
 
 import pytest
+import speechbrain.lobes.models.ECAPA_TDNN as sb_ecapa  # the audio extra, installed in CI
 import torch
 
 from sigattn.models.ecapa_speechbrain import (
@@ -8,10 +9,6 @@ from sigattn.models.ecapa_speechbrain import (
     convert_speechbrain_state_dict,
     load_speechbrain_checkpoint,
     relative_to_frames,
-)
-
-sb_ecapa = pytest.importorskip(
-    "speechbrain.lobes.models.ECAPA_TDNN", reason="speechbrain is in the audio extra"
 )
 
 
