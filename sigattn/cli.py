@@ -3,7 +3,7 @@
 Examples:
     sigattn train recipes/toy.yaml optim.lr=3e-3 trainer.epochs=2
     sigattn train --resume runs/toy/20250101-120000
-    torchrun --nproc_per_node 4 -m sigattn.cli train recipes/speaker/ecapa.yaml
+    torchrun --nproc_per_node 4 -m sigattn.cli train recipes/speaker_verification/ecapa_c1024_voxceleb2.yaml
     sigattn eval runs/toy/20250101-120000
     sigattn export runs/toy/20250101-120000/checkpoints/best.ckpt --format onnx
     sigattn demo --quick
