@@ -122,7 +122,12 @@ def main(argv: list[str] | None = None) -> str:
     for dataset in a.datasets:
         for model in models:
             if model == "patchtst" and a.quick:
-                horizons, epochs, size, lr = a.patchtst_horizons or a.horizons, a.epochs or 3, PATCHTST_QUICK, 1e-3
+                horizons, epochs, size, lr = (
+                    a.patchtst_horizons or a.horizons,
+                    a.epochs or 3,
+                    PATCHTST_QUICK,
+                    1e-3,
+                )
             else:
                 horizons, epochs, size, lr = (
                     a.horizons,
