@@ -11,8 +11,9 @@ Two branches read the same trial ``(B, C, T)``:
   runs a pre-LN transformer over the tokens;
 * the **spatial** branch (S-Conformer) turns each electrode into one token (strided convolution, ELU, global
   average, linear), adds a per-electrode embedding and runs a transformer across electrodes; additive channel
-  attention (:class:`sigattn.layers.ChannelAttentionPool`) pools the electrode tokens, and its weights are the
-  per-trial electrode importances returned by :meth:`DBConformer.channel_weights`.
+  attention (:class:`sigattn.layers.ChannelAttentionPool`) pools the electrode tokens.
+  :meth:`DBConformer.channel_weights` returns its weights rolled out through the spatial transformer's
+  attention to the input electrodes (or, with ``method="pool"``, the raw weights over the mixed tokens).
 
 The two pooled vectors are concatenated and classified by an MLP ``2D -> 64 -> 32 -> n_outputs``.
 """
@@ -50,13 +51,19 @@ class _MultiHeadAttention(nn.Module):
         self.proj = nn.Linear(emb_size, emb_size)
         self.att_drop = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def attention_map(self, x: torch.Tensor) -> torch.Tensor:
+        """Softmax attention ``(B, heads, N, N)`` (row ``i``: how token ``i`` reads the tokens), no dropout."""
         b, n, d = x.shape
         h = self.n_heads
         q = self.query(x).reshape(b, n, h, d // h).transpose(1, 2)
         k = self.key(x).reshape(b, n, h, d // h).transpose(1, 2)
+        return torch.softmax(q @ k.transpose(-2, -1) * self.scale, dim=-1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, d = x.shape
+        h = self.n_heads
+        att = self.attention_map(x)
         v = self.value(x).reshape(b, n, h, d // h).transpose(1, 2)
-        att = torch.softmax(q @ k.transpose(-2, -1) * self.scale, dim=-1)
         out = self.att_drop(att) @ v
         return self.proj(out.transpose(1, 2).reshape(b, n, d))
 
@@ -276,9 +283,52 @@ class DBConformer(nn.Module):
         """Logits ``(B, n_outputs)`` for trials ``x (B, C, T)``."""
         return self.head(self.forward_features(x)[0])
 
-    def channel_weights(self, x: torch.Tensor) -> torch.Tensor:
-        """Per-trial electrode importances ``(B, C)`` (attention weights, each row sums to 1).
+    def spatial_attention_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Self-attention maps ``(B, heads, C, C)`` of each spatial block, first block first.
+
+        Runs the spatial branch block by block (same computation as ``forward``); call under ``model.eval()``.
+        """
+        self._check(x)
+        b, c, t = x.shape
+        h = self.spatial_embed(x.reshape(b * c, 1, t)).reshape(b, c, -1) + self.spatial_pos
+        maps = []
+        for blk in self.spatial_encoder:
+            maps.append(blk.attn.attention_map(blk.norm1(h)))
+            h = blk(h)
+        return maps
+
+    def attention_rollout(self, x: torch.Tensor) -> torch.Tensor:
+        """Attention rollout ``(B, C, C)`` of the spatial transformer (Abnar & Zuidema, ACL 2020).
+
+        Per block: ``A = mean_heads(att)``, ``A' = (A + I) / 2`` (the residual connection; rows still sum to
+        1), and ``R = A'_L ... A'_1``. ``R[b, c, j]`` is the share of input electrode ``j`` (its signal token
+        plus its electrode embedding) in output token ``c``; each row sums to 1. Feed-forward layers mix
+        nothing across tokens and are ignored, as in the original method.
+        """
+        maps = self.spatial_attention_maps(x)
+        c = x.shape[1]
+        eye = torch.eye(c, dtype=x.dtype, device=x.device)
+        r = eye.expand(x.shape[0], c, c)
+        for att in maps:
+            a = 0.5 * (att.mean(dim=1) + eye)
+            r = a @ r
+        return r
+
+    def channel_weights(self, x: torch.Tensor, method: str = "rollout") -> torch.Tensor:
+        """Per-trial electrode importances ``(B, C)`` (each row sums to 1).
+
+        ``method="rollout"`` (default): the pool's weights over the output tokens carried back to the input
+        electrodes through the spatial transformer's attention rollout, ``w_j = sum_c alpha_c R[c, j]`` (see
+        :meth:`attention_rollout`). The spatial blocks mix electrode tokens before the pool, so a pooled token
+        ``c`` is not electrode ``c`` alone; the rollout says which electrodes the pooled vector is made of.
+        ``method="pool"``: the raw weights ``alpha`` of :class:`~sigattn.layers.ChannelAttentionPool` over
+        the transformed tokens (what ``forward_features`` returns). Neither changes ``forward``.
 
         Call under ``model.eval()`` for deterministic weights (dropout acts on the tokens otherwise).
         """
-        return self.forward_features(x)[1]
+        alpha = self.forward_features(x)[1]
+        if method == "pool":
+            return alpha
+        if method == "rollout":
+            return torch.einsum("bc,bcj->bj", alpha, self.attention_rollout(x))
+        raise ValueError(f"unknown channel_weights method {method!r}; valid: rollout, pool")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -45,12 +46,17 @@ def test_shapes_and_channel_weights():
     m = DBConformer(n_chans=6, n_outputs=3, n_times=200, sfreq=100).eval()
     x = torch.randn(4, 6, 200)
     assert m(x).shape == (4, 3)
-    w = m.channel_weights(x)
+    w = m.channel_weights(x, method="pool")
     assert w.shape == (4, 6)
     torch.testing.assert_close(w.sum(1), torch.ones(4))
-    # the weights are the pool's attention over the spatial tokens
+    # the raw weights are the pool's attention over the transformed spatial tokens
     h = m._spatial_tokens(x)
     torch.testing.assert_close(w, m.channel_pool.attention(h))
+    r = m.channel_weights(x)  # default: rollout, also a distribution over electrodes
+    assert r.shape == (4, 6) and (r >= 0).all()
+    torch.testing.assert_close(r.sum(1), torch.ones(4))
+    with pytest.raises(ValueError, match="rollout, pool"):
+        m.channel_weights(x, method="grad")
     feats, _ = m.forward_features(x)
     torch.testing.assert_close(feats[:, 40:], m.channel_pool(h))
 
@@ -145,3 +151,79 @@ def test_onnx_export_matches_onnxruntime(tmp_path):
     x5 = torch.randn(5, 6, 96)
     (out,) = sess.run(None, {"x": x5.numpy()})
     torch.testing.assert_close(torch.from_numpy(out), m(x5), rtol=1e-4, atol=1e-5)
+
+
+def _np_layer_norm(x, ln):
+    mu = x.mean(-1, keepdims=True)
+    var = x.var(-1, keepdims=True)
+    return (x - mu) / np.sqrt(var + ln.eps) * ln.weight.detach().numpy() + ln.bias.detach().numpy()
+
+
+def _np_linear(x, lin):
+    return x @ lin.weight.detach().numpy().T + lin.bias.detach().numpy()
+
+
+def test_attention_rollout_matches_numpy_hand_computation():
+    """Rollout (Abnar & Zuidema 2020) recomputed in NumPy from the weights: attention maps of each spatial block
+    (LN, Q/K, softmax with 1/sqrt(D)), head average, (A + I) / 2, product over blocks, then the pool weights."""
+    torch.manual_seed(3)
+    c, d, heads = 5, 8, 2
+    m = DBConformer(n_chans=c, n_outputs=2, n_times=40, sfreq=20, emb_size=d, n_heads=heads,
+                    depth_spatial=3).eval()  # fmt: skip
+    x = torch.randn(2, c, 40)
+    with torch.no_grad():
+        tokens = m.spatial_embed(x.reshape(2 * c, 1, 40)).reshape(2, c, d) + m.spatial_pos
+        maps_t = m.spatial_attention_maps(x)
+        rollout_t = m.attention_rollout(x)
+        w_t = m.channel_weights(x)
+        alpha_t = m.channel_weights(x, method="pool")
+    h = tokens.numpy().astype(np.float64)
+    rollout = np.stack([np.eye(c)] * 2)
+    for blk, att_t in zip(m.spatial_encoder, maps_t, strict=True):
+        z = _np_layer_norm(h, blk.norm1)
+        q = _np_linear(z, blk.attn.query).reshape(2, c, heads, d // heads).transpose(0, 2, 1, 3)
+        k = _np_linear(z, blk.attn.key).reshape(2, c, heads, d // heads).transpose(0, 2, 1, 3)
+        s = q @ k.transpose(0, 1, 3, 2) / np.sqrt(d)
+        att = np.exp(s - s.max(-1, keepdims=True))
+        att /= att.sum(-1, keepdims=True)
+        np.testing.assert_allclose(att_t.numpy(), att, rtol=1e-4, atol=1e-6)
+        a = 0.5 * (att.mean(1) + np.eye(c))
+        rollout = np.einsum("bij,bjk->bik", a, rollout)
+        with torch.no_grad():  # advance the tokens with the block itself (its FFN is not part of the rollout)
+            h = blk(torch.from_numpy(h).float()).numpy().astype(np.float64)
+    np.testing.assert_allclose(rollout_t.numpy(), rollout, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(rollout.sum(-1), 1.0, rtol=1e-6)
+    w = np.einsum("bc,bcj->bj", alpha_t.numpy(), rollout)
+    np.testing.assert_allclose(w_t.numpy(), w, rtol=1e-4, atol=1e-6)
+
+
+def test_rollout_of_identity_attention_is_the_pool_and_one_block_is_half_mixing():
+    torch.manual_seed(0)
+    m = DBConformer(
+        n_chans=3, n_outputs=2, n_times=32, sfreq=16, emb_size=4, n_heads=1, depth_spatial=1
+    ).eval()
+    x = torch.randn(1, 3, 32)
+    with torch.no_grad():
+        (att,) = m.spatial_attention_maps(x)
+        a = att[0, 0]
+        torch.testing.assert_close(m.attention_rollout(x)[0], 0.5 * (a + torch.eye(3)))
+        # with the query/key projections zeroed every token attends uniformly: R = (1/3 + I) / 2
+        blk = m.spatial_encoder[0].attn
+        for lin in (blk.query, blk.key):
+            lin.weight.zero_()
+            lin.bias.zero_()
+        r = m.attention_rollout(x)[0]
+        torch.testing.assert_close(r, 0.5 * (torch.full((3, 3), 1 / 3) + torch.eye(3)))
+        alpha = m.channel_weights(x, method="pool")[0]
+        torch.testing.assert_close(m.channel_weights(x)[0], 0.5 * alpha + 1 / 6)
+
+
+def test_channel_weights_do_not_change_forward_or_export():
+    torch.manual_seed(0)
+    m = DBConformer(n_chans=6, n_outputs=2, n_times=96, sfreq=48).eval()
+    x = torch.randn(3, 6, 96)
+    ref = m(x)
+    m.channel_weights(x)
+    torch.testing.assert_close(m(x), ref)
+    torch.testing.assert_close(torch.export.export(m, (x,)).module()(x), ref)
+    torch.testing.assert_close(torch.jit.trace(m, (x,))(x), ref)

@@ -46,3 +46,29 @@ def occlusion_importance(
         xc[:, c] = 0
         drops[c] = (base - true_logp(xc)).mean()
     return drops
+
+
+@torch.no_grad()
+def branch_ablation_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+    """Accuracy of a dual-branch model (``forward_features`` -> ``[x_t; x_s]`` -> ``head``) with one branch's
+    features replaced by their mean over the trials: ``{"full", "spatial_frozen", "temporal_frozen"}``.
+
+    If freezing the spatial branch leaves the accuracy unchanged, the classifier ignores that branch, and its
+    channel-attention weights cannot say which electrodes the decision rests on.
+
+    Example:
+        >>> from sigattn.models.dbconformer import DBConformer
+        >>> m = DBConformer(n_chans=4, n_outputs=2, n_times=64, sfreq=32).eval()
+        >>> sorted(branch_ablation_accuracy(m, torch.randn(6, 4, 64), torch.tensor([0, 1] * 3)))
+        ['full', 'spatial_frozen', 'temporal_frozen']
+    """
+    feats = model.forward_features(x)[0]
+    d = feats.shape[1] // 2
+
+    def acc(f: torch.Tensor) -> float:
+        return float((model.head(f).argmax(1) == y).float().mean())
+
+    spatial, temporal = feats.clone(), feats.clone()
+    spatial[:, d:] = feats[:, d:].mean(0)
+    temporal[:, :d] = feats[:, :d].mean(0)
+    return {"full": acc(feats), "spatial_frozen": acc(spatial), "temporal_frozen": acc(temporal)}

@@ -175,6 +175,7 @@ class EEGTask:
         self.seed = seed
         self.trials: Trials | None = None
         self.last_top_channels: dict[str, list[str]] = {}
+        self.last_branch_ablation: dict[str, float] = {}
         self.split: dict[str, np.ndarray] | None = None
 
     # ---------------------------------------------------------------- data
@@ -219,7 +220,10 @@ class EEGTask:
         if hasattr(m, "forward_features") and hasattr(m, "channel_weights"):
             feats, alpha = m.forward_features(batch["x"])
             logits = m.head(feats)
-            out["channel_weights"] = alpha.detach().float()
+            out["channel_pool_weights"] = alpha.detach().float()  # over the transformed (mixed) tokens
+            # DBConformer: the pool weights rolled out to the input electrodes (channel_weights' default)
+            weights = m.channel_weights(batch["x"]) if hasattr(m, "attention_rollout") else alpha
+            out["channel_weights"] = weights.detach().float()
         else:
             logits = model(batch["x"])
         out["logits"] = logits.detach().float()
@@ -236,6 +240,10 @@ class EEGTask:
             w = outputs["channel_weights"].mean(0).cpu().numpy()
             top = [self.trials.ch_names[i] for i in np.argsort(-w)[:5]]
             self.last_top_channels[split] = top
+            if "channel_pool_weights" in outputs:
+                wp = outputs["channel_pool_weights"].mean(0).cpu().numpy()
+                top_pool = [self.trials.ch_names[i] for i in np.argsort(-wp)[:5]]
+                self.last_top_channels[split + "_pool"] = top_pool
             if self.trials.informative:
                 m["informative_in_top5"] = float(np.mean([c in top for c in self.trials.informative]))
         return m
@@ -265,18 +273,33 @@ class EEGTask:
             was_training = model.training
             model.eval()
             imp = occlusion_importance(model, x, outputs["y"].to(x.device)).numpy()
+            m = self._unwrap(model)
+            if hasattr(m, "forward_features") and hasattr(m, "attention_rollout"):  # DBConformer
+                from sigattn.tasks.eeg.importance import branch_ablation_accuracy
+
+                self.last_branch_ablation = branch_ablation_accuracy(m, x, outputs["y"].to(x.device))
             model.train(was_training)
             self.last_top_channels["test_occlusion"] = [t.ch_names[i] for i in np.argsort(-imp)[:5]]
             paths.append(topomap_png(imp, t.ch_names, out_dir / f"{split}_occlusion.png",
                                      title="electrode occlusion: drop of log p(true class)"))  # fmt: skip
         if "channel_weights" in outputs:
             w = outputs["channel_weights"].mean(0).cpu().numpy()
+            how = "attention rollout" if "channel_pool_weights" in outputs else "attention"
             paths.append(topomap_png(w, t.ch_names, out_dir / f"{split}_channel_attention.png",
-                                     title=f"electrode attention ({split})"))  # fmt: skip
+                                     title=f"electrode {how} ({split})"))  # fmt: skip
+        if "channel_pool_weights" in outputs:
+            w = outputs["channel_pool_weights"].mean(0).cpu().numpy()
+            paths.append(topomap_png(w, t.ch_names, out_dir / f"{split}_channel_pool.png",
+                                     title=f"raw pool weights over mixed tokens ({split})"))  # fmt: skip
         return paths
 
     def demo_checks(self, metrics: dict[str, float]) -> dict[str, bool]:
-        """>= 90% held-out accuracy; the generator's informative electrodes (C3, C4) in the top-5."""
+        """>= 90% held-out accuracy; the generator's informative electrodes (C3, C4) in the top-5 attended ones.
+
+        "Attended" is DBConformer's ``channel_weights`` default: the channel-attention pool's weights carried
+        back through the spatial transformer's attention rollout to the input electrodes. Diagnostics (not
+        acceptance): the same test on the raw pool weights and on occlusion importance.
+        """
 
         def find(suffix: str) -> float:
             for k in ("test/" + suffix, "test_" + suffix, "test." + suffix, suffix):
@@ -287,12 +310,24 @@ class EEGTask:
         top = ", ".join(self.last_top_channels.get("test", []))
         checks = {
             f"test accuracy >= 90% (got {100 * find('accuracy'):.1f}%)": find("accuracy") >= 0.9,
-            f"C3 and C4 among the top-5 attended electrodes ({top})": find("informative_in_top5") == 1.0,
-        }
+            f"C3 and C4 among the top-5 attended electrodes, attention rollout ({top})":
+                find("informative_in_top5") == 1.0,
+        }  # fmt: skip
+        pool = self.last_top_channels.get("test_pool")
+        if pool and self.trials is not None and self.trials.informative:
+            ok = all(c in pool for c in self.trials.informative)
+            checks[f"(diagnostic) C3 and C4 among the top-5 raw pool weights ({', '.join(pool)})"] = ok
         occ = self.last_top_channels.get("test_occlusion")
         if occ and self.trials is not None and self.trials.informative:
             ok = all(c in occ for c in self.trials.informative)
             checks[f"(diagnostic) C3 and C4 among the top-5 electrodes by occlusion ({', '.join(occ)})"] = ok
+        ab = self.last_branch_ablation
+        if ab:  # the attention can only locate what the spatial branch contributes to the decision
+            checks[
+                f"(diagnostic) the spatial branch matters: test accuracy {100 * ab['full']:.1f}% -> "
+                f"{100 * ab['spatial_frozen']:.1f}% with its features frozen to their mean (temporal frozen: "
+                f"{100 * ab['temporal_frozen']:.1f}%)"
+            ] = ab["spatial_frozen"] < ab["full"] - 0.05
         return checks
 
     def example_inputs(self) -> tuple[torch.Tensor, ...]:

@@ -81,9 +81,16 @@ def test_loss_predict_metrics_and_checks():
     assert m["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(y, pred))
     assert m["kappa"] == pytest.approx(cohen_kappa_score(y, pred))
     assert len(task.last_top_channels["test"]) == 5 and "informative_in_top5" in m
+    # the acceptance check ranks the attention rollout; the raw pool weights are a diagnostic
+    torch.testing.assert_close(out["channel_weights"], model.channel_weights(batch["x"], method="rollout"))
+    torch.testing.assert_close(out["channel_pool_weights"], model.channel_weights(batch["x"], method="pool"))
+    assert len(task.last_top_channels["test_pool"]) == 5
     checks = task.demo_checks({"test/accuracy": 0.95, "test/informative_in_top5": 1.0})
-    assert all(checks.values()) and len(checks) == 2
-    assert not any(task.demo_checks({"test/accuracy": 0.5, "test/informative_in_top5": 0.5}).values())
+    main = {k: v for k, v in checks.items() if not k.startswith("(diagnostic)")}
+    assert all(main.values()) and len(main) == 2 and "rollout" in list(main)[1]
+    assert any("raw pool weights" in k for k in checks)
+    failing = task.demo_checks({"test/accuracy": 0.5, "test/informative_in_top5": 0.5})
+    assert not any(v for k, v in failing.items() if not k.startswith("(diagnostic)"))
 
 
 def test_plots_write_pngs(tmp_path):
@@ -95,7 +102,8 @@ def test_plots_write_pngs(tmp_path):
     batch = task.collate([ds["test"][i] for i in range(len(ds["test"]))])
     paths = task.plots(model, task.predict(model, batch), "test", tmp_path)
     names = [p.name for p in paths]
-    assert names == ["test_confusion.png", "test_occlusion.png", "test_channel_attention.png"]
+    assert names == ["test_confusion.png", "test_occlusion.png", "test_channel_attention.png",
+                     "test_channel_pool.png"]  # fmt: skip
     assert len(task.last_top_channels["test_occlusion"]) == 5
     assert all(p.stat().st_size > 1000 for p in paths)
 
@@ -192,3 +200,19 @@ def test_fold_missing_a_class_is_reported(caplog):
     with caplog.at_level("WARNING"):
         split_and_align(t, EEGParams(protocol="kfold", n_splits=2, fold=0, val_fraction=0.2))
     assert "kfold fold 0 tests no trial of classes ['right']" in caplog.text
+
+
+def test_branch_ablation_sees_an_ignored_spatial_branch():
+    from sigattn.models.dbconformer import DBConformer
+    from sigattn.tasks.eeg.importance import branch_ablation_accuracy
+
+    torch.manual_seed(0)
+    m = DBConformer(n_chans=4, n_outputs=2, n_times=64, sfreq=32).eval()
+    x, y = torch.randn(16, 4, 64), torch.arange(16) % 2
+    with torch.no_grad():
+        m.head[0].weight[:, 40:] = 0  # the head reads the temporal half only
+    ab = branch_ablation_accuracy(m, x, y)
+    assert ab["spatial_frozen"] == ab["full"]
+    with torch.no_grad():
+        pred = m.head(m.forward_features(x)[0]).argmax(1)
+    assert ab["full"] == pytest.approx(float((pred == y).float().mean()))
