@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import warnings
 
+import numba
 import numpy as np
 from numba import njit, prange
 
@@ -128,6 +129,11 @@ def epochs_from_events(
                 f"baseline {baseline} selects no sample of the epoch [{times[0]}, {times[-1]}] s"
             )
     out = np.empty((len(ev), x.shape[0], n_times), dtype=x.dtype)  # baseline means in float64
+    starts = np.ascontiguousarray(starts)
     with KERNEL_LOCK:
-        _epoch_kernel(x, np.ascontiguousarray(starts), n_times, b0, b1, out)
+        # one thread: run here (workqueue would run it on its own thread, often on the other core)
+        if numba.get_num_threads() == 1:
+            _epoch_range(x, starts, n_times, b0, b1, out, 0, len(starts))
+        else:
+            _epoch_kernel(x, starts, n_times, b0, b1, out)
     return (out, ev) if return_events else out

@@ -22,6 +22,7 @@ import functools
 import inspect
 import math
 
+import numba
 import numpy as np
 import torch
 from numba import njit, prange
@@ -397,20 +398,35 @@ def _run(waves, sample_rate, num_mel_bins, frame_length, frame_shift, dither, pr
     need_energy = bool(use_energy)
     direct = len(waves) == 1 and not bins_first and energy_col < 0
     col0 = 1 if energy_col == 0 else 0
+    # One numba thread: call the serial kernels from this thread. A parallel kernel runs on numba's workqueue
+    # thread even then, often on the other core than torch's FFT, and the blocks then cross cores (2-3x slower).
+    serial = numba.get_num_threads() == 1
     with KERNEL_LOCK:
         for c0 in range(0, total, chunk):
             c1 = min(total, c0 + chunk)
             fb = buf[: c1 - c0]
             fu, fi = frame_utt[c0:c1], frame_idx[c0:c1]
-            _frames_kernel(flat, starts, lens, fu, fi, first_offset, shift, size, noise[c0:c1] if dither > 0 else noise,
-                           float(dither), bool(remove_dc_offset), float(preemphasis_coefficient), window, bool(raw_energy),
-                           need_energy, fb, energy[c0:c1])  # fmt: skip
+            args = (flat, starts, lens, fu, fi, first_offset, shift, size, noise[c0:c1] if dither > 0 else noise,
+                    float(dither), bool(remove_dc_offset), float(preemphasis_coefficient), window, bool(raw_energy),
+                    need_energy, fb, energy[c0:c1])  # fmt: skip
+            if serial:
+                _frames_range(*args, 0, c1 - c0)
+            else:
+                _frames_kernel(*args)
             # a fresh output tensor: rfft(out=...) copies through a temporary and is ~1.5x slower
             spec_ri = torch.fft.rfft(torch.from_numpy(fb), dim=-1).numpy().view(ftype)
             dst = out[0, c0:c1] if direct else mel[: c1 - c0]
-            _mel_kernel(spec_ri, lo, seg_start, weights[dtype], bool(use_power), zero, eps, dst, energy[c0:c1],
-                        energy_col, energy_min, bool(use_log_fbank), col0, bool(bins_first), fu, fi, out,
-                        direct)  # fmt: skip
+            if serial:
+                _mel_range(
+                    spec_ri, lo, seg_start, weights[dtype], bool(use_power), zero, eps, dst, 0, c1 - c0
+                )
+                if not direct:
+                    _scatter_range(dst, energy[c0:c1], energy_col, energy_min, bool(use_log_fbank), col0,
+                                   bool(bins_first), fu, fi, out, 0, c1 - c0)  # fmt: skip
+            else:
+                _mel_kernel(spec_ri, lo, seg_start, weights[dtype], bool(use_power), zero, eps, dst, energy[c0:c1],
+                            energy_col, energy_min, bool(use_log_fbank), col0, bool(bins_first), fu, fi, out,
+                            direct)  # fmt: skip
     if use_log_fbank:
         for b, nf in enumerate(frames):
             item = out[b, :, :nf] if bins_first else out[b, :nf]
