@@ -268,9 +268,10 @@ class Trainer:
             outs.append({k: (v.float() if v.is_floating_point() else v).cpu() for k, v in out.items()})
             bar.update(len(out["index"]) * self.info.world_size)
         bar.close()
-        model.train(was_training)
         merged = gather_outputs(outs, self.info)
+        # metrics may run the model again (e.g. a speaker cohort): still in eval mode here
         metrics = {k: float(v) for k, v in self.task.metrics(merged, split).items()} if self.main else None
+        model.train(was_training)
         return broadcast_object(metrics, self.info), merged
 
     # ------------------------------------------------------------------- loop
@@ -303,6 +304,9 @@ class Trainer:
         c = self.cfg.trainer
         start = self.batch_in_epoch
         self.sampler.set_epoch(self.epoch, start=start * self.per_rank_bs)
+        train_set = self.datasets["train"]
+        if hasattr(train_set, "set_epoch"):  # per-epoch crops/augmentation; before workers copy the dataset
+            train_set.set_epoch(self.epoch)
         self.loader_gen.manual_seed(c.seed * 1_000_003 + self.epoch)
         self.model.train()
         n_items = self.sampler.per_rank * self.info.world_size

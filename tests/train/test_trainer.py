@@ -106,3 +106,55 @@ def test_num_threads_is_applied_and_checked(tmp_path):
             fit(toy_raw(tmp_path, epochs=1, num_threads=0, run_name="t0"))
     finally:
         torch.set_num_threads(before)
+
+
+class _EpochRecorder(torch.utils.data.Dataset):
+    """Wraps a dataset; records the epoch it was told (``set_epoch``) at every item fetched."""
+
+    def __init__(self, base):
+        self.base, self.epoch, self.seen = base, -1, []
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, i):
+        self.seen.append(self.epoch)
+        return self.base[i]
+
+
+def test_engine_calls_train_set_epoch_before_each_epoch(tmp_path, monkeypatch):
+    # per-epoch crops (speaker CropDataset) rely on it: every item of epoch e must be drawn with epoch e
+    made = {}
+    build = ToyTask.build_datasets
+
+    def with_recorder(self):
+        d = dict(build(self))
+        d["train"] = made["train"] = _EpochRecorder(d["train"])
+        return d
+
+    monkeypatch.setattr(ToyTask, "build_datasets", with_recorder)
+    fit(toy_raw(tmp_path, epochs=3, run_name="se"))  # 64 items per epoch
+    assert made["train"].seen == [0] * 64 + [1] * 64 + [2] * 64
+
+
+def test_task_metrics_run_with_the_model_in_eval_mode(tmp_path, monkeypatch):
+    # Task.metrics may embed more data with the model (a speaker cohort): it must not run in train mode,
+    # where BatchNorm would use batch statistics and overwrite its running statistics
+    seen = []
+    predict, metrics = ToyTask.predict, ToyTask.metrics
+
+    def keep_model(self, model, batch):
+        self._m = model
+        return predict(self, model, batch)
+
+    def check_mode(self, outputs, split):
+        seen.append((split, self._m.training))
+        return metrics(self, outputs, split)
+
+    monkeypatch.setattr(ToyTask, "predict", keep_model)
+    monkeypatch.setattr(ToyTask, "metrics", check_mode)
+    fit(toy_raw(tmp_path, epochs=2, run_name="ev"))
+    assert seen == [("val", False), ("val", False), ("test", False)]
