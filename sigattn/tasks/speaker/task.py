@@ -327,12 +327,17 @@ class SpeakerTask:
         model = self._model
         dev = next(model.parameters()).device
         out = []
-        with torch.no_grad():
-            for i in range(0, len(self._cohort_cache), 16):
-                batch = self.collate(
-                    [self._cohort_cache[k] for k in range(i, min(i + 16, len(self._cohort_cache)))]
-                )
-                out.append(model(batch["feats"].to(dev), batch["lengths"].to(dev)).float().cpu())
+        was_training = model.training
+        model.eval()  # BatchNorm running statistics: neither used from the batch nor updated
+        try:
+            with torch.no_grad():
+                for i in range(0, len(self._cohort_cache), 16):
+                    batch = self.collate(
+                        [self._cohort_cache[k] for k in range(i, min(i + 16, len(self._cohort_cache)))]
+                    )
+                    out.append(model(batch["feats"].to(dev), batch["lengths"].to(dev)).float().cpu())
+        finally:
+            model.train(was_training)
         return torch.cat(out).numpy()
 
     def scores(self, outputs: dict[str, Tensor], split: str) -> dict[str, np.ndarray]:

@@ -155,3 +155,37 @@ def test_task_rejects_other_sample_rates_when_asked(tmp_path):
         SpeakerTask(SpeakerParams(resample=False, **common)).build_datasets()
     ds = SpeakerTask(SpeakerParams(**common)).build_datasets()  # resampled: 0.5 s at 8 kHz -> 8000 samples
     assert ds["test"][0]["feats"].shape == (80, 48)
+
+
+def test_cohort_is_embedded_in_eval_mode_whatever_the_model_mode():
+    # the engine hands metrics()/plots() a model that may be in train mode: the cohort embeddings (score
+    # mean, AS-norm) must still use BatchNorm running statistics, and must not update them
+    from sigattn.tasks.speaker.data import UtteranceDataset
+
+    task = SpeakerTask(tiny_params(), seed=0)
+    ds = task.build_datasets()
+    model = task.build_model()
+    model.train()
+    with torch.no_grad():  # move the BatchNorm running statistics away from their initial values
+        batch = task.collate([ds["train"][i] for i in range(4)])
+        model(batch["feats"], None, batch["labels"])
+    model.eval()
+    items = [ds["val"][i] for i in range(len(ds["val"]))]
+    with torch.no_grad():
+        out = task.predict(model, task.collate(items))
+        # reference: each cohort utterance embedded alone, in eval mode
+        p = task.p
+        cds = UtteranceDataset(task._cohort_sources, p.sample_rate, p.n_mels, p.max_eval_seconds, cmn=p.cmn)
+        cohort = torch.cat([model(cds[i]["feats"][None]) for i in range(len(cds))]).double().numpy()
+    emb = out["embedding"].double().numpy() - cohort.mean(0)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    a, b, _ = task._trials["val"]
+    ref = np.sum(emb[a] * emb[b], axis=1)
+
+    model.train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    got = task.scores(out, "val")
+    assert model.training
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), f"{k} changed by scoring"
+    np.testing.assert_allclose(got["cosine"], ref, rtol=0, atol=1e-5)
