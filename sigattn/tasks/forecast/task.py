@@ -84,14 +84,22 @@ class ForecastParams:
 
 
 def ci_linear_baseline(train: WindowDataset, test: WindowDataset, ridge: float = 1e-3) -> float:
-    """Test MSE of the least-squares linear map ``L -> H`` shared by all channels (the optimum of DLinear-CI)."""
-    x, y = train.tensors()
+    """Test MSE of the least-squares linear map ``L -> H`` shared by all channels (the optimum of DLinear-CI).
+
+    Each forecast channel is predicted from its own lookback (``MS``: the target's), as a CI model does.
+    """
+
+    def own(ds: WindowDataset) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = ds.tensors()
+        return x[:, [ds.in_cols.index(c) for c in ds.out_cols]], y
+
+    x, y = own(train)
     xs = x.reshape(-1, x.shape[-1]).double()
     ys = y.reshape(-1, y.shape[-1]).double()
     xs = torch.cat([xs, torch.ones(len(xs), 1, dtype=xs.dtype)], 1)
     gram = xs.T @ xs + ridge * torch.eye(xs.shape[1], dtype=xs.dtype)
     w = torch.linalg.solve(gram, xs.T @ ys)
-    xt, yt = test.tensors()
+    xt, yt = own(test)
     xt = xt.reshape(-1, xt.shape[-1]).double()
     pred = torch.cat([xt, torch.ones(len(xt), 1, dtype=xt.dtype)], 1) @ w
     return float(((pred - yt.reshape(-1, yt.shape[-1]).double()) ** 2).mean())

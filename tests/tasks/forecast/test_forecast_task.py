@@ -195,3 +195,26 @@ def test_in_memory_long_frame_gives_same_windows_as_csv(tmp_path):
     torch.testing.assert_close(a[5][0], b[5][0])
     c = ForecastTask(ForecastParams(seq_len=24, pred_len=8), frame=df).build_datasets()["test"]
     torch.testing.assert_close(a[7][1], c[7][1])
+
+
+def test_ci_linear_baseline_ms_predicts_the_target_from_its_own_lookback():
+    # MS: all channels in, the target out; a CI linear model forecasts the target from the target's lookback
+    task = ForecastTask(
+        ForecastParams(
+            synthetic_length=600, seq_len=24, pred_len=8, features="MS", target="g0_c2", ci_baseline=True
+        )
+    )
+    ds = task.build_datasets()
+    t = task.full["train"].data.shape[1] - 1  # the target, moved last
+    col = task.full["train"].data.numpy()[:, t].astype(np.float64)
+    a = np.lib.stride_tricks.sliding_window_view(col, 32)  # lookback 24 + horizon 8
+    w, *_ = np.linalg.lstsq(np.c_[a[:, :24], np.ones(len(a))], a[:, 24:], rcond=None)
+    test = np.lib.stride_tricks.sliding_window_view(
+        task.full["test"].data.numpy()[:, t].astype(np.float64), 32
+    )
+    ref = np.mean((np.c_[test[:, :24], np.ones(len(test))] @ w - test[:, 24:]) ** 2)
+    model = task.build_model().eval()
+    batch = task.collate([ds["test"][i] for i in range(len(ds["test"]))])
+    with torch.no_grad():
+        m = task.metrics(task.predict(model, batch), "test")
+    assert m["ci_linear_mse"] == pytest.approx(ref, rel=1e-4)
