@@ -71,6 +71,19 @@ class TrainerConfig:
     out_dir: str = "runs"
     run_name: str | None = None
 
+    def __post_init__(self) -> None:
+        # checked here, before any training: a zero would otherwise crash mid-run (modulo by zero after the
+        # first epoch) or silently train nothing (epochs <= 0) and report untrained test metrics
+        positive = ["batch_size", "grad_accum", "eval_every", "log_every"]
+        positive += ["max_steps"] if self.max_steps else ["epochs"]  # max_steps 0/null: epochs decide
+        positive += ["eval_batch_size"] if self.eval_batch_size is not None else []
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ValueError(f"trainer.{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("checkpoint_every", "num_workers"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"trainer.{name} must be >= 0, got {getattr(self, name)}")
+
 
 @dataclass
 class OptimConfig:

@@ -105,3 +105,19 @@ def test_shipped_toy_recipe_loads():
 
     r = load_recipe(Path(__file__).resolve().parents[2] / "recipes" / "toy.yaml")
     assert r.task == "toy" and r.trainer.epochs >= 1
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [("eval_every", 0), ("log_every", 0), ("grad_accum", 0), ("batch_size", 0), ("epochs", 0), ("epochs", -1),
+     ("max_steps", -3), ("eval_batch_size", 0), ("checkpoint_every", -1), ("num_workers", -1)],
+)  # fmt: skip
+def test_trainer_counts_out_of_range_are_refused_before_training(key, value):
+    # before: eval_every=0 crashed after the first epoch (modulo by zero), epochs=0 reported untrained metrics
+    with pytest.raises(ConfigError, match=rf"trainer\.{key} must be >= [01], got {value}"):
+        recipe_from_dict({"task": "toy", "trainer": {key: value}})
+
+
+def test_max_steps_zero_or_null_means_epochs_decide():
+    assert recipe_from_dict({"task": "toy", "trainer": {"max_steps": 0, "epochs": 2}}).trainer.epochs == 2
+    assert recipe_from_dict({"task": "toy", "trainer": {"max_steps": 5, "epochs": 0}}).trainer.max_steps == 5
