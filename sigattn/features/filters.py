@@ -325,10 +325,11 @@ def fir_filter(x: np.ndarray, sfreq: float, l_freq: float | None, h_freq: float 
     size = _ols_fft_size(n_x, n_h)
     hop = size - n_h + 1  # outputs per segment
     shift = (n_h - 1) // 2 + n_edge  # output sample j is sample j + shift of the full convolution
-    n_seg = -(-(shift + n) // hop)
-    # lead: zeros before the padded signal, so that segment s gives full-convolution samples [s hop, (s+1) hop)
+    n_seg = -(-n // hop)
+    # lead: zeros before the padded signal. Segment s starts at shift + s hop of ext and gives output samples
+    # [s hop, (s+1) hop) (full-convolution samples shifted by the delay), so it is copied straight into place.
     lead = n_h - 1
-    width = max(n_seg * hop + lead, lead + n_x)
+    width = max(n_seg * hop + shift + lead, lead + n_x)
     dtype = arr.dtype
     spec_h = _fir_spectrum(*key, size)
     if dtype == np.float32:
@@ -336,19 +337,27 @@ def fir_filter(x: np.ndarray, sfreq: float, l_freq: float | None, h_freq: float 
     out = np.empty(rows.shape, dtype=dtype)
     block = max(1, FIR_BLOCK_BYTES // (dtype.itemsize * n_seg * size))
     ext = np.zeros((min(block, rows.shape[0]), width), dtype=dtype)
+    n_full, tail = divmod(n, hop)
     with KERNEL_LOCK:
         for c0 in range(0, rows.shape[0], block):
             blk = rows[c0 : c0 + block]
-            e = ext[: blk.shape[0]]
+            k = blk.shape[0]
+            e = ext[:k]
             e[:, lead + n_edge : lead + n_edge + n] = blk
             e[:, lead : lead + n_edge] = 2.0 * blk[:, :1] - blk[:, n_edge:0:-1]
             e[:, lead + n_edge + n : lead + n_x] = 2.0 * blk[:, -1:] - blk[:, -2 : -n_edge - 2 : -1]
             # overlapping read-only use (writeable views keep torch.from_numpy quiet when no copy is made)
             segs = np.lib.stride_tricks.as_strided(
-                e, (e.shape[0], n_seg, size), (e.strides[0], hop * e.strides[1], e.strides[1])
+                e[:, shift:], (k, n_seg, size), (e.strides[0], hop * e.strides[1], e.strides[1])
             )
             spec = torch.fft.rfft(torch.from_numpy(np.ascontiguousarray(segs)), dim=-1)
             spec *= spec_h
-            y = torch.fft.irfft(spec, n=size, dim=-1).numpy()[:, :, lead:]
-            out[c0 : c0 + block] = y.reshape(e.shape[0], n_seg * hop)[:, shift : shift + n]
+            y = torch.fft.irfft(spec, n=size, dim=-1).numpy()
+            o = out[c0 : c0 + k]
+            dst = np.lib.stride_tricks.as_strided(
+                o, (k, n_full, hop), (o.strides[0], hop * o.strides[1], o.strides[1])
+            )
+            dst[...] = y[:, :n_full, lead:]
+            if tail:
+                o[:, n_full * hop :] = y[:, n_full, lead : lead + tail]
     return out.reshape(arr.shape)
