@@ -145,7 +145,9 @@ class SpeakerTask:
 
             spec = SpecAugment()
         augment = self._waveform_augment()
-        if augment is None and len(sources) <= 5000:  # small sets: features computed once, crops in frames
+        # small sets: features computed once, crops in frames (they tile short clips, so short='pad' takes
+        # the waveform path, which pads with zeros as documented)
+        if augment is None and len(sources) <= 5000 and p.short != "pad":
             feats = [
                 UtteranceDataset(
                     [s],

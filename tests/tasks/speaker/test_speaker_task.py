@@ -189,3 +189,16 @@ def test_cohort_is_embedded_in_eval_mode_whatever_the_model_mode():
     for k, v in model.state_dict().items():
         assert torch.equal(v, before[k]), f"{k} changed by scoring"
     np.testing.assert_allclose(got["cosine"], ref, rtol=0, atol=1e-5)
+
+
+def test_short_pad_pads_training_crops_with_silence():
+    # short='pad' is documented as zeros at the end: the frames past a short clip are silence (constant
+    # log-energy floor in every band with cmn off), not a repetition of the clip
+    task = SpeakerTask(tiny_params(synth_seconds=0.5, crop_seconds=1.0, short="pad", cmn=False), seed=0)
+    ds = task.build_datasets()
+    feats, _ = ds["train"][0]
+    assert feats.shape[0] == 80 and feats.shape[1] >= 90  # about 1 s of 10 ms frames
+    tail = feats[:, 60:]  # the clip is 0.5 s (~48 frames); everything from frame 60 on is padding
+    assert torch.equal(tail, tail[:, :1].expand_as(tail))
+    head = feats[:, :40]
+    assert head.std(dim=1).mean() > 0.1  # the speech part is not silence
