@@ -6,7 +6,7 @@ Every public function validates its input (dtype, rank, finite values, band edge
 ``DataLoader`` workers (see :mod:`sigattn.features._core`).
 """
 
-from ._core import set_num_threads, threading_layer, warmup, worker_init_fn
+from ._core import set_num_threads, threading_layer, torch_threads, warmup, worker_init_fn
 from .alignment import OnlineEuclideanAlignment, euclidean_alignment
 from .cmvn import cmvn, sliding_cmn
 from .epochs import epochs_from_events
@@ -33,6 +33,7 @@ __all__ = [
     "notch_filter",
     "resample_poly",
     "set_num_threads",
+    "torch_threads",
     "sliding_cmn",
     "sliding_windows",
     "sosfiltfilt",
