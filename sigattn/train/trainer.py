@@ -187,11 +187,22 @@ class Trainer:
                     path, i = base / f"{stamp}-{i}", i + 1
             else:
                 path = self.run_dir
-            path.mkdir(parents=True, exist_ok=True)
-            (path / "checkpoints").mkdir(exist_ok=True)
-            (path / "config.yaml").write_text(yaml.safe_dump(to_dict(self.cfg), sort_keys=False))
-            path = str(path)
-        self.run_dir = Path(broadcast_object(path, self.info))
+            taken = (path / "config.yaml").exists() or any((path / "checkpoints").glob("*.ckpt"))
+            if self.resume is None and taken:
+                # a fresh run here would append to the old logs and rotate away its own checkpoints
+                path = ConfigError(
+                    f"run folder {str(path)!r} already holds a run; continue it with `sigattn train --resume "
+                    f"{path}`, or choose another trainer.run_name / run folder"
+                )
+            else:
+                path.mkdir(parents=True, exist_ok=True)
+                (path / "checkpoints").mkdir(exist_ok=True)
+                (path / "config.yaml").write_text(yaml.safe_dump(to_dict(self.cfg), sort_keys=False))
+                path = str(path)
+        path = broadcast_object(path, self.info)
+        if isinstance(path, ConfigError):  # raised on every rank
+            raise path
+        self.run_dir = Path(path)
 
     # ------------------------------------------------------------ checkpoints
     def _state(self) -> dict:

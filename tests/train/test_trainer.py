@@ -158,3 +158,21 @@ def test_task_metrics_run_with_the_model_in_eval_mode(tmp_path, monkeypatch):
     monkeypatch.setattr(ToyTask, "metrics", check_mode)
     fit(toy_raw(tmp_path, epochs=2, run_name="ev"))
     assert seen == [("val", False), ("val", False), ("test", False)]
+
+
+def test_fresh_run_into_an_existing_run_folder_is_refused(tmp_path):
+    # before: the second run appended to the first run's logs, overwrote its best.ckpt and rotated away its
+    # own step checkpoints (keeping the first run's higher-numbered ones for a later --resume)
+    raw = toy_raw(tmp_path, epochs=2, run_name="same", checkpoint_every=1, keep_last=3)
+    fit(raw)
+    folder = tmp_path / "toy" / "same"
+    before = {p.name: p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    again = toy_raw(tmp_path, epochs=1, run_name="same", checkpoint_every=1, keep_last=3)
+    with pytest.raises(ValueError, match=r"already holds a run; continue it with `sigattn train --resume"):
+        fit(again)
+    assert {p.name: p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()} == before
+    with pytest.raises(ValueError, match=r"already holds a run"):  # an explicit run folder, too
+        Trainer(recipe_from_dict(again, name="toy"), run_dir=folder).fit()
+    # resuming it is still allowed (the finished run re-evaluates and reports)
+    t = Trainer(recipe_from_dict(raw, name="toy"), resume=folder)
+    assert t.fit()["steps"] == 8
