@@ -16,6 +16,8 @@ Two branches read the same trial ``(B, C, T)``:
   attention to the input electrodes (or, with ``method="pool"``, the raw weights over the mixed tokens).
 
 The two pooled vectors are concatenated and classified by an MLP ``2D -> 64 -> 32 -> n_outputs``.
+``branch_dropout > 0`` (off by default; not in the paper) zeroes one branch's vector per training sample
+at random, so that each branch alone must carry class information (see ``docs/eeg.md``).
 """
 
 from __future__ import annotations
@@ -164,6 +166,7 @@ class DBConformer(nn.Module):
         spatial_kernel: kernel of the per-electrode tokeniser (25).
         spatial_stride: stride of the per-electrode tokeniser (5).
         channel_attention: additive attention pooling over electrodes (True) or a plain mean (False).
+        branch_dropout: probability of zeroing one branch's features per training sample (0 = the paper).
 
     Example:
         >>> m = DBConformer(n_chans=22, n_outputs=2, n_times=1001, sfreq=250)
@@ -194,6 +197,7 @@ class DBConformer(nn.Module):
         spatial_kernel: int = 25,
         spatial_stride: int = 5,
         channel_attention: bool = True,
+        branch_dropout: float = 0.0,
     ) -> None:
         super().__init__()
         n_chans, n_times, sfreq, ch_names = _resolve_signal_args(
@@ -205,11 +209,14 @@ class DBConformer(nn.Module):
             patch_size = int(round(0.5 * sfreq)) if sfreq else 125
         if not 1 <= patch_size <= n_times:
             raise ValueError(f"patch_size={patch_size} must be in [1, n_times={n_times}]")
+        if not 0.0 <= branch_dropout < 1.0:
+            raise ValueError(f"branch_dropout must be in [0, 1), got {branch_dropout}")
         if temporal_kernel % 2 == 0:
             raise ValueError(f"temporal_kernel must be odd (same-length padding), got {temporal_kernel}")
         self.n_chans, self.n_outputs, self.n_times, self.sfreq = n_chans, n_outputs, n_times, sfreq
         self.ch_names = ch_names
         self.patch_size = patch_size
+        self.branch_dropout = float(branch_dropout)
         self.n_patches = n_times // patch_size
         d = emb_size
 
@@ -279,9 +286,29 @@ class DBConformer(nn.Module):
             x_s = h.mean(dim=1)
         return torch.cat([x_t, x_s], dim=1), alpha
 
+    def drop_branches(self, feats: torch.Tensor) -> torch.Tensor:
+        """Branch dropout on fused features ``(B, 2D)`` (training only; not in the paper).
+
+        With probability ``branch_dropout`` per sample, one of the two branch vectors (temporal or spatial,
+        50/50) is zeroed; the kept values are rescaled by ``1 / (1 - p / 2)`` so each branch's expected input
+        to the head is unchanged. The identity in eval mode or when ``branch_dropout == 0``.
+        """
+        p = self.branch_dropout
+        if not self.training or p <= 0.0:
+            return feats
+        b, d2 = feats.shape
+        drop = torch.rand(b, device=feats.device) < p
+        which = torch.rand(b, device=feats.device) < 0.5  # True: drop the spatial half
+        keep_t = ~(drop & ~which)
+        keep_s = ~(drop & which)
+        mask = torch.cat(
+            [keep_t[:, None].expand(b, d2 // 2), keep_s[:, None].expand(b, d2 - d2 // 2)], dim=1
+        ).to(feats.dtype)
+        return feats * mask / (1.0 - 0.5 * p)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``(B, n_outputs)`` for trials ``x (B, C, T)``."""
-        return self.head(self.forward_features(x)[0])
+        return self.head(self.drop_branches(self.forward_features(x)[0]))
 
     def spatial_attention_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Self-attention maps ``(B, heads, C, C)`` of each spatial block, first block first.

@@ -227,3 +227,64 @@ def test_channel_weights_do_not_change_forward_or_export():
     torch.testing.assert_close(m(x), ref)
     torch.testing.assert_close(torch.export.export(m, (x,)).module()(x), ref)
     torch.testing.assert_close(torch.jit.trace(m, (x,))(x), ref)
+
+
+def _head_input(m: DBConformer, x: torch.Tensor) -> torch.Tensor:
+    seen = []
+    h = m.head.register_forward_pre_hook(lambda mod, args: seen.append(args[0].detach().clone()))
+    try:
+        m(x)
+    finally:
+        h.remove()
+    return seen[0]
+
+
+def test_branch_dropout_is_identity_at_zero_and_in_eval():
+    torch.manual_seed(0)
+    ref = DBConformer(n_chans=6, n_outputs=2, n_times=96, sfreq=48)
+    bd = DBConformer(n_chans=6, n_outputs=2, n_times=96, sfreq=48, branch_dropout=0.5)
+    assert ref.branch_dropout == 0.0 and bd.branch_dropout == 0.5
+    x = torch.randn(5, 6, 96)
+    for train in (True, False):  # p = 0: the previous forward, head(forward_features), dropout RNG included
+        ref.train(train)
+        torch.manual_seed(1)
+        out = ref(x)
+        torch.manual_seed(1)
+        torch.testing.assert_close(out, ref.head(ref.forward_features(x)[0]), rtol=0, atol=0)
+    bd.load_state_dict(ref.state_dict())  # same weights and BN statistics; no extra parameters or buffers
+    ref.eval(), bd.eval()
+    torch.testing.assert_close(bd(x), ref(x), rtol=0, atol=0)  # eval: no effect
+    torch.testing.assert_close(torch.jit.trace(bd, (x,))(x), ref(x))
+    torch.testing.assert_close(torch.export.export(bd, (x,)).module()(x), ref(x))
+    with pytest.raises(ValueError, match="branch_dropout"):
+        DBConformer(n_chans=6, n_outputs=2, n_times=96, sfreq=48, branch_dropout=1.0)
+
+
+def test_branch_dropout_zeroes_exactly_one_branch_per_dropped_sample():
+    p = 0.5
+    m = DBConformer(n_chans=4, n_outputs=2, n_times=64, sfreq=32, branch_dropout=p).train()
+    # on features: each row is kept (rescaled) or has exactly one half zeroed, the other rescaled
+    torch.manual_seed(0)
+    f = torch.rand(4000, 80) + 0.1
+    out = m.drop_branches(f)
+    scaled = f / (1 - p / 2)
+    zero_t, zero_s = (out[:, :40] == 0).all(1), (out[:, 40:] == 0).all(1)
+    assert not (zero_t & zero_s).any()
+    torch.testing.assert_close(out[~zero_t, :40], scaled[~zero_t, :40])
+    torch.testing.assert_close(out[~zero_s, 40:], scaled[~zero_s, 40:])
+    dropped = zero_t | zero_s
+    assert abs(dropped.float().mean().item() - p) < 0.04  # 4000 draws: sd 0.008
+    assert abs(zero_s[dropped].float().mean().item() - 0.5) < 0.05
+    torch.testing.assert_close(out.mean(0), f.mean(0), atol=0.03, rtol=0.03)  # expectation kept
+    # in the model: the head's input under a fixed seed, against the same features without branch dropout
+    x = torch.randn(64, 4, 64)
+    torch.manual_seed(3)
+    got = _head_input(m, x)
+    torch.manual_seed(3)
+    feats = m.forward_features(x)[0]  # same dropout draws inside the branches
+    zt, zs = (got[:, :40] == 0).all(1), (got[:, 40:] == 0).all(1)
+    assert not (zt & zs).any() and (zt | zs).any() and (~(zt | zs)).any()
+    torch.testing.assert_close(got[~zt, :40], feats[~zt, :40] / (1 - p / 2))
+    torch.testing.assert_close(got[~zs, 40:], feats[~zs, 40:] / (1 - p / 2))
+    m.eval()
+    torch.testing.assert_close(_head_input(m, x), m.forward_features(x)[0], rtol=0, atol=0)

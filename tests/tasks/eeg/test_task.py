@@ -216,3 +216,13 @@ def test_branch_ablation_sees_an_ignored_spatial_branch():
     with torch.no_grad():
         pred = m.head(m.forward_features(x)[0]).argmax(1)
     assert ab["full"] == pytest.approx(float((pred == y).float().mean()))
+
+
+def test_branch_diagnostic_asks_whether_the_spatial_branch_decodes_alone():
+    task = EEGTask(_params())
+    task.last_branch_ablation = {"full": 1.0, "spatial_frozen": 1.0, "temporal_frozen": 0.98}
+    diag = {k: v for k, v in task.demo_checks({"test/accuracy": 1.0}).items() if "spatial branch" in k}
+    assert list(diag.values()) == [True] and "98.0% with the temporal features frozen" in list(diag)[0]
+    task.last_branch_ablation = {"full": 1.0, "spatial_frozen": 1.0, "temporal_frozen": 0.5}  # spatial unused
+    diag = {k: v for k, v in task.demo_checks({"test/accuracy": 1.0}).items() if "spatial branch" in k}
+    assert list(diag.values()) == [False]
