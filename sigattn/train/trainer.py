@@ -254,8 +254,15 @@ class Trainer:
         rngs = state["rng"]
         set_rng_state(rngs[self.info.rank] if len(rngs) == self.info.world_size else rngs[0])
         best = path.parent / "best.ckpt"
+        stale = False
         if self.main and best.exists():
-            self.best_weights = ck.load_checkpoint(best)["weights"]
+            saved = ck.load_checkpoint(best)
+            # best.ckpt is overwritten in place: after resuming from an older checkpoint it may hold a later
+            # epoch than this state's best_epoch; those weights must not be reported as that epoch's
+            stale = saved.get("epoch") != self.best_epoch or saved.get("step", 0) > self.step
+            self.best_weights = None if stale else saved["weights"]
+        if broadcast_object(stale, self.info):  # start model selection afresh from here, on every rank
+            self.best_value, self.best_epoch, self.best_metrics = None, -1, {}
 
     # ------------------------------------------------------------- evaluation
     def _eval_weights(self) -> nn.Module:
@@ -412,6 +419,14 @@ class Trainer:
     def _fit(self) -> dict[str, float]:
         self._setup()
         c = self.cfg.trainer
+        default = getattr(self.task, "monitor", None)
+        if c.monitor and c.monitor != default and not c.monitor_mode and "val" in self.datasets:
+            # the task's monitor_mode belongs to its own metric (e.g. max for accuracy): applied to another
+            # metric (e.g. loss) it would select the worst epoch
+            raise ConfigError(
+                f"trainer.monitor={c.monitor!r} is not task {self.cfg.task!r}'s default metric {default!r} "
+                f"(mode {self.monitor_mode!r}); set trainer.monitor_mode to 'min' or 'max' for it"
+            )
         resume_path = None
         if self.resume is not None:
             resume_path = find_resume_checkpoint(self.resume)

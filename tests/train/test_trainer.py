@@ -88,7 +88,7 @@ def test_max_steps_and_bad_monitor(tmp_path, monkeypatch):
     t = fit(toy_raw(tmp_path, epochs=50, max_steps=3, run_name="m"))
     assert t.metrics["steps"] == 3 and t.metrics["epochs"] == 1
     with pytest.raises(KeyError, match=r"monitor metric 'auc' not among val metrics \['acc', 'loss', 'n'\]"):
-        fit(toy_raw(tmp_path, epochs=1, monitor="auc", run_name="x"))
+        fit(toy_raw(tmp_path, epochs=1, monitor="auc", monitor_mode="max", run_name="x"))
 
     monkeypatch.setenv("WORLD_SIZE", "3")
     with pytest.raises(ValueError, match=r"batch_size=16 .* divisible by the 3 processes"):
@@ -176,3 +176,33 @@ def test_fresh_run_into_an_existing_run_folder_is_refused(tmp_path):
     # resuming it is still allowed (the finished run re-evaluates and reports)
     t = Trainer(recipe_from_dict(raw, name="toy"), resume=folder)
     assert t.fit()["steps"] == 8
+
+
+def test_resume_from_an_older_checkpoint_ignores_a_later_best_ckpt(tmp_path):
+    # best.ckpt is overwritten in place; resuming from a checkpoint older than it must not report its
+    # (later) weights as the older state's best epoch
+    raw = toy_raw(
+        tmp_path, epochs=2, run_name="b", checkpoint_every=1, keep_last=20, monitor="loss", monitor_mode="min"
+    )
+    fit(raw)
+    folder = tmp_path / "toy" / "b"
+    best = ck.load_checkpoint(folder / "checkpoints" / "best.ckpt")
+    assert best["epoch"] == 2  # precondition: the second epoch was the better one
+    end_of_epoch_1 = ck.step_path(folder / "checkpoints", 4)  # 64 items / 16 = 4 steps per epoch
+    assert ck.load_checkpoint(end_of_epoch_1)["loop"]["best_epoch"] == 1
+    t = Trainer(recipe_from_dict(raw, name="toy"), resume=end_of_epoch_1)
+    t._setup()
+    t._restore(end_of_epoch_1)
+    assert t.best_weights is None and t.best_epoch == -1 and t.best_value is None
+
+
+def test_monitor_other_than_the_task_default_needs_its_mode(tmp_path):
+    # the toy task monitors accuracy (max): monitor=loss with the task's mode selected the highest val loss
+    with pytest.raises(
+        ValueError, match=r"trainer.monitor='loss' is not task 'toy'.*set trainer.monitor_mode"
+    ):
+        fit(toy_raw(tmp_path, epochs=1, monitor="loss", run_name="m1"))
+    t = fit(toy_raw(tmp_path, epochs=3, monitor="loss", monitor_mode="min", run_name="m2"))
+    rows = list(csv.DictReader(open(t.run_dir / "epochs.csv")))
+    losses = [float(r["val/loss"]) for r in rows]
+    assert t.metrics["best_epoch"] == 1 + losses.index(min(losses))
