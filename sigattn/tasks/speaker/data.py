@@ -85,7 +85,8 @@ def manifest_from_folder(
     return items
 
 
-def _read_kv(path: Path) -> dict[str, str]:
+def _read_kv(path: Path, lines: dict[str, int] | None = None) -> dict[str, str]:
+    """``{utt: value}`` of a Kaldi list; ``lines`` (if given) receives each id's line number."""
     out: dict[str, str] = {}
     with open(path) as f:
         for n, line in enumerate(f, 1):
@@ -97,6 +98,8 @@ def _read_kv(path: Path) -> dict[str, str]:
             if parts[0] in out:
                 raise ValueError(f"{path}:{n}: duplicate utterance id {parts[0]!r}")
             out[parts[0]] = parts[1]
+            if lines is not None:
+                lines[parts[0]] = n
     return out
 
 
@@ -106,9 +109,11 @@ def manifest_from_kaldi(wav_scp: str | Path, utt2spk: str | Path) -> list[Item]:
     Piped commands (``... |``) are rejected: sigattn reads files, it never runs commands from data lists.
     """
     wav_scp, utt2spk = Path(wav_scp), Path(utt2spk)
-    wavs, spks = _read_kv(wav_scp), _read_kv(utt2spk)
+    line_of: dict[str, int] = {}
+    wavs, spks = _read_kv(wav_scp, line_of), _read_kv(utt2spk)
     items = []
-    for n, (utt, path) in enumerate(wavs.items(), 1):
+    for utt, path in wavs.items():
+        n = line_of[utt]  # the line in wav.scp, blank lines counted
         if path.endswith("|"):
             raise ValueError(
                 f"{wav_scp}:{n}: piped commands are not supported ({path!r}); convert to files first"

@@ -117,3 +117,15 @@ def test_short_clip_policies():
     np.testing.assert_array_equal(crop_or_pad(w, 3), [1, 2, 3])  # centred without a generator
     c = crop_or_pad(np.arange(100), 10, np.random.default_rng(0))
     assert np.array_equal(c, np.arange(c[0], c[0] + 10))
+
+
+def test_kaldi_errors_name_the_line_of_wav_scp(tmp_path):
+    # errors name the list file's line; blank lines count as lines in an editor
+    scp, u2s = tmp_path / "wav.scp", tmp_path / "utt2spk"
+    scp.write_text("a a.wav\n\nb b.wav |\n")
+    u2s.write_text("a s1\nb s2\n")
+    with pytest.raises(ValueError, match=r"wav.scp:3: piped commands"):
+        manifest_from_kaldi(scp, u2s)
+    scp.write_text("\n\na a.wav\nc c.wav\n")
+    with pytest.raises(ValueError, match=r"wav.scp:4: utterance 'c' has no speaker"):
+        manifest_from_kaldi(scp, u2s)
