@@ -8,8 +8,9 @@ Accepted inputs:
 
 Checks (errors name the file and the offending column, row or timestamp): timestamps must parse, be strictly
 increasing and unique; every variable column must be numeric; missing values are an error unless
-``fill_missing="interpolate"`` (linear in time, series ends filled with the nearest value; the number of
-filled values is logged).
+``fill_missing="interpolate"`` (linear over rows, series ends filled with the nearest value; the number of
+filled values is logged). ``ForecastTask`` interpolates split by split, never filling a training row from
+validation or test rows (``interpolate_missing(..., ends=...)``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,15 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-__all__ = ["SeriesFrame", "WindowDataset", "from_dataframe", "from_long", "load_csv", "make_windows"]
+__all__ = [
+    "SeriesFrame",
+    "WindowDataset",
+    "from_dataframe",
+    "from_long",
+    "interpolate_missing",
+    "load_csv",
+    "make_windows",
+]
 
 log = logging.getLogger(__name__)
 FILL_MODES = ("error", "interpolate")
@@ -80,7 +89,7 @@ def _check_dates(dates, source: str) -> np.ndarray:
 def _numeric_values(df, columns: list[str], source: str, fill_missing: str) -> np.ndarray:
     import pandas as pd
 
-    if fill_missing not in FILL_MODES:
+    if fill_missing not in FILL_MODES + ("defer",):
         raise ValueError(f"fill_missing must be one of {FILL_MODES}, got {fill_missing!r}")
     if not columns:
         raise ValueError(f"{source}: no variable columns besides the timestamps")
@@ -104,14 +113,42 @@ def _numeric_values(df, columns: list[str], source: str, fill_missing: str) -> n
                 f"{source}: {int(missing.sum())} missing values {counts}, first at row {first}; "
                 "pass fill_missing='interpolate' to fill them by linear interpolation in time"
             )
+        if fill_missing == "defer":  # the caller fills per split (ForecastTask), see interpolate_missing
+            return values
+        values = interpolate_missing(values, columns, source)
+    return values
+
+
+def interpolate_missing(
+    values: np.ndarray, columns: list[str], source: str = "<series>", ends: list[int] | None = None
+) -> np.ndarray:
+    """Fill NaNs by linear interpolation over rows, segment by segment, never from a later segment.
+
+    ``ends`` are the exclusive end rows of consecutive segments (e.g. the ends of the train, val and test
+    splits). Rows of a segment are filled from known values in rows before the segment's end only, so a gap at
+    the end of the training split takes the last training value instead of leaning towards validation data
+    (which would leak into the scaler and the training windows). ``None``: one segment, the whole series.
+    Values before a column's first known value take that value.
+    """
+    values = np.array(values, dtype=np.float64, copy=True)
+    missing = np.isnan(values)
+    if not missing.any():
+        return values
+    ends = [len(values)] if ends is None else sorted(set(int(e) for e in ends))
+    start = 0
+    for end in ends:
         for j in range(values.shape[1]):
-            m = missing[:, j]
-            if m.all():
-                raise ValueError(f"{source}: column {columns[j]!r} has no values to interpolate from")
-            if m.any():
-                ok = np.flatnonzero(~m)
-                values[m, j] = np.interp(np.flatnonzero(m), ok, values[ok, j])
-        log.warning("%s: filled %d missing values by linear interpolation", source, int(missing.sum()))
+            gap = np.flatnonzero(missing[start:end, j]) + start
+            if gap.size == 0:
+                continue
+            ok = np.flatnonzero(~missing[:end, j])
+            if ok.size == 0:
+                raise ValueError(
+                    f"{source}: column {columns[j]!r} has no values before row {end} to interpolate from"
+                )
+            values[gap, j] = np.interp(gap, ok, values[ok, j])
+        start = end
+    log.warning("%s: filled %d missing values by linear interpolation", source, int(missing.sum()))
     return values
 
 

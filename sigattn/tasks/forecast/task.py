@@ -21,7 +21,13 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Subset
 
-from sigattn.tasks.forecast.data import SeriesFrame, WindowDataset, from_dataframe, load_csv
+from sigattn.tasks.forecast.data import (
+    SeriesFrame,
+    WindowDataset,
+    from_dataframe,
+    interpolate_missing,
+    load_csv,
+)
 from sigattn.tasks.forecast.metrics import adjusted_rand_index, forecast_metrics
 from sigattn.tasks.forecast.splits import StandardScaler, infer_split_kind, n_windows, split_borders
 
@@ -150,13 +156,18 @@ class ForecastTask:
         return self.params.channel_strategy == "ccm"
 
     # ---------------------------------------------------------------- data
+    @property
+    def _load_fill(self) -> str:
+        # "interpolate" is deferred to build_datasets, which fills split by split once the borders are known
+        return "defer" if self.params.fill_missing == "interpolate" else self.params.fill_missing
+
     def load_frame(self) -> tuple[SeriesFrame, str]:
-        """The raw series and its split kind."""
+        """The raw series and its split kind (missing values still NaN under ``fill_missing="interpolate"``)."""
         p = self.params
         if self.frame is not None:
             frame = self.frame
             if not isinstance(frame, SeriesFrame):
-                frame = from_dataframe(frame, fill_missing=p.fill_missing)
+                frame = from_dataframe(frame, fill_missing=self._load_fill)
             return frame, ("custom" if p.split == "auto" else p.split)
         if p.data == "synthetic":
             from sigattn.synthetic.multivariate import make_clustered_series
@@ -174,7 +185,7 @@ class ForecastTask:
         from sigattn.data_paths import resolve_data_path
 
         path = resolve_data_path(p.data)
-        frame = load_csv(path, fill_missing=p.fill_missing)
+        frame = load_csv(path, fill_missing=self._load_fill)
         kind = infer_split_kind(path.name) if p.split == "auto" else p.split
         return frame, kind
 
@@ -201,6 +212,11 @@ class ForecastTask:
                 raise ValueError(
                     f"{frame.source}: the {split} split ({b - a} rows) has no window of {p.seq_len}+{p.pred_len}"
                 )
+        if np.isnan(
+            frame.values
+        ).any():  # fill_missing="interpolate": split by split, never from later splits
+            ends = [tr1, borders["val"][1], len(frame.values)]
+            frame.values = interpolate_missing(frame.values, frame.columns, frame.source, ends=ends)
         self.scaler = StandardScaler.fit(frame.values[tr0:tr1])  # training rows only
         scaled = self.scaler.transform(frame.values).astype(np.float32)
         n = scaled.shape[1]

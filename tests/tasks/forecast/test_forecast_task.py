@@ -218,3 +218,25 @@ def test_ci_linear_baseline_ms_predicts_the_target_from_its_own_lookback():
     with torch.no_grad():
         m = task.metrics(task.predict(model, batch), "test")
     assert m["ci_linear_mse"] == pytest.approx(ref, rel=1e-4)
+
+
+def test_interpolation_never_fills_training_rows_from_later_splits(tmp_path):
+    # n=400 with the 70/10/20 split: train rows [0, 280), val rows end at 320. A gap over the last training
+    # rows is followed by a +100 jump that starts in validation.
+    path, df = _csv(tmp_path, n=400, shift_after=280)
+    raw = df[["x0", "x1", "OT"]].to_numpy().copy()
+    df.loc[275:284, "x1"] = np.nan  # rows 275..279 in train, 280..284 in val
+    df.to_csv(path, index=False)
+    task = _task(path, fill_missing="interpolate")
+    task.build_datasets()
+    # independent expectation: training rows filled from training rows only (edge value = row 274),
+    # validation rows filled from rows before the end of validation (linear from row 274 to row 285)
+    col = raw[:, 1].copy()
+    col[275:280] = raw[274, 1]
+    col[280:285] = np.interp(np.arange(280, 285), [274, 285], [raw[274, 1], raw[285, 1]])
+    expect = raw.copy()
+    expect[:, 1] = col
+    np.testing.assert_allclose(task.scaler.mean, expect[:280].mean(0))
+    np.testing.assert_allclose(task.scaler.std, expect[:280].std(0))
+    x, _, _ = task.build_datasets()["val"][len(task.build_datasets()["val"]) - 1]
+    assert np.isfinite(x.numpy()).all()
