@@ -226,3 +226,20 @@ def test_branch_diagnostic_asks_whether_the_spatial_branch_decodes_alone():
     task.last_branch_ablation = {"full": 1.0, "spatial_frozen": 1.0, "temporal_frozen": 0.5}  # spatial unused
     diag = {k: v for k, v in task.demo_checks({"test/accuracy": 1.0}).items() if "spatial branch" in k}
     assert list(diag.values()) == [False]
+
+
+def test_demo_check_reads_c3_c4_with_feet():
+    """3 classes: the generator's informative electrodes include Cz, the acceptance check names C3 and C4."""
+    task = EEGTask(_params(n_classes=3))
+    task.build_datasets()
+    assert list(task.trials.informative) == ["C3", "C4", "Cz"]
+    task.last_top_channels["test"] = ["C4", "C3", "P2", "FC1", "Fz"]
+    checks = task.demo_checks(
+        {"test/accuracy": 1.0, "test/informative_in_top5": 2 / 3, "test/hand_electrodes_in_top5": 1.0}
+    )
+    main = {k: v for k, v in checks.items() if not k.startswith("(diagnostic)")}
+    assert all(main.values()) and not [v for k, v in checks.items() if "Cz (feet)" in k][0]
+    checks = task.demo_checks(
+        {"test/accuracy": 1.0, "test/informative_in_top5": 2 / 3, "test/hand_electrodes_in_top5": 0.5}
+    )
+    assert not all(v for k, v in checks.items() if not k.startswith("(diagnostic)"))
