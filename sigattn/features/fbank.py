@@ -5,7 +5,8 @@ Semantics and defaults follow Kaldi's ``compute-fbank-feats`` as ported by ``tor
 per frame is: dither, DC removal, raw log-energy, pre-emphasis, window, zero-pad to a power of two, real FFT,
 power spectrum, sparse triangular mel banks (linear in mel, Nyquist bin weight 0), log.
 
-Two Numba kernels do the framing and the mel step, on blocks of 512 frames that stay in L2; the FFT between
+Two Numba kernels do the framing and the mel step (serially, in the calling thread), on blocks of 512
+frames that stay in L2; the FFT between
 them is ``torch.fft.rfft`` on the block (Numba has no FFT; torch's is ~2x faster than ``scipy.fft`` here), and
 the log is numpy's SIMD float32 log over the whole output. Framing runs in float64 and stores float32 (or
 float64 with ``dtype="float64"``, an oracle mode); the sparse mel sums (each FFT bin lies in at most two
@@ -18,15 +19,13 @@ they are given. Features of a waveform in [-1, 1] equal those of the int16-scale
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import inspect
 import math
 
-import numba
 import numpy as np
 import torch
-from numba import njit, prange
+from numba import njit
 
 from ._core import KERNEL_LOCK, as_float_array, torch_threads
 
@@ -104,7 +103,6 @@ def mel_banks(
 
 # reassociation lets LLVM vectorise the sums; no NaN/Inf tests happen inside these kernels (inputs are checked)
 FAST = {"reassoc", "contract"}
-GROUP = 64  # frames per parallel work item: the serial per-range kernels vectorise better than a prange body
 
 
 @njit(cache=True, fastmath=FAST)
@@ -163,16 +161,6 @@ def _frames_range(x, starts, lengths, frame_utt, frame_idx, first_offset, shift,
             row[i] = 0.0
 
 
-@njit(cache=True, parallel=True)
-def _frames_kernel(x, starts, lengths, frame_utt, frame_idx, first_offset, shift, size, noise, dither, remove_dc,
-                   preemph, window, raw_energy, need_energy, out, energy):  # fmt: skip
-    n_frames = out.shape[0]
-    for g in prange((n_frames + GROUP - 1) // GROUP):
-        _frames_range(x, starts, lengths, frame_utt, frame_idx, first_offset, shift, size, noise, dither,
-                      remove_dc, preemph, window, raw_energy, need_energy, out, energy, g * GROUP,
-                      min(n_frames, (g + 1) * GROUP))  # fmt: skip
-
-
 # Kaldi triangles share edges: between centres c_{j-1} and c_j (segment j of the FFT bins, contiguous since the
 # bins are sorted by frequency), bin k falls in mel j-1 with weight 1 - u_k and rises in mel j with weight u_k.
 # One pass over the bins accumulates per segment the total power t and the u-weighted power u; then
@@ -180,7 +168,7 @@ def _frames_kernel(x, starts, lengths, frame_utt, frame_idx, first_offset, shift
 # sums are a chain of dependent adds (latency bound, ~4 cycles a bin); eight independent chains fill the FMA units.
 @njit(cache=True, fastmath=FAST)
 def _mel_range(spec_ri, lo, seg_start, up_w, use_power, zero, eps, dst, f_begin, f_end):
-    """Mel sums of frames [f_begin, f_end) into ``dst`` rows (serial; see :func:`_mel_kernel`)."""
+    """Mel sums of frames [f_begin, f_end) into ``dst`` rows (``spec_ri``: the spectrum as interleaved re, im)."""
     n_seg = seg_start.shape[0] - 1
     last = f_end - 1
     for g in range(f_begin, f_end, 8):
@@ -297,22 +285,6 @@ def _scatter_range(mel, energy, energy_col, energy_min, use_log, col0, bins_firs
             res[energy_col] = e if use_log else math.log(e)
 
 
-@njit(cache=True, parallel=True)
-def _mel_kernel(spec_ri, lo, seg_start, up_w, use_power, zero, eps, mel, energy, energy_col, energy_min, use_log,
-                col0, bins_first, frame_utt, frame_idx, out, direct):  # fmt: skip
-    # spec_ri: the complex spectrum viewed as interleaved (re, im) reals; mel: a (frames, bins) block, either the
-    # output rows themselves (``direct``: one utterance, frames-first, no energy column) or a scratch block that
-    # is scattered to the output. With use_log, writes the clamped linear values (the log is taken afterwards by
-    # numpy's SIMD log over the whole output); the energy column is always a log.
-    n_frames = spec_ri.shape[0]
-    for g in prange((n_frames + GROUP - 1) // GROUP):
-        f0, f1 = g * GROUP, min(n_frames, (g + 1) * GROUP)
-        _mel_range(spec_ri, lo, seg_start, up_w, use_power, zero, eps, mel, f0, f1)
-        if not direct:
-            _scatter_range(mel, energy, energy_col, energy_min, use_log, col0, bins_first, frame_utt, frame_idx, out,
-                           f0, f1)  # fmt: skip
-
-
 def _segments(num_bins: int, padded: int, sample_rate: float, low_freq: float, high_freq: float):
     """Per FFT bin in [lo, hi): its triangle segment and rising weight (same edges as :func:`mel_banks`)."""
     dense = mel_banks(num_bins, padded, sample_rate, low_freq, high_freq)  # validates the edges
@@ -399,38 +371,26 @@ def _run(waves, sample_rate, num_mel_bins, frame_length, frame_shift, dither, pr
     need_energy = bool(use_energy)
     direct = len(waves) == 1 and not bins_first and energy_col < 0
     col0 = 1 if energy_col == 0 else 0
-    # One numba thread: call the serial kernels from this thread. A parallel kernel runs on numba's workqueue
-    # thread even then, often on the other core than torch's FFT, and the blocks then cross cores (2-3x slower).
-    serial = numba.get_num_threads() == 1
-    # Parallel kernels: Numba's workers own the cores, so the per-block FFT runs on one torch thread
-    # (two thread pools on the same cores made fbank 10x slower than either alone, measured on 2 cores).
-    fft_threads = contextlib.nullcontext() if serial else torch_threads(1)
-    with KERNEL_LOCK, fft_threads:
+    # Everything runs in the calling thread, the FFT on one torch thread. Measured on 2 cores (60 s of audio):
+    # serial kernels + 1-thread FFT 13,650 audio-s/s; + 2-thread FFT 11,500; Numba prange kernels (workqueue)
+    # + 1-thread FFT 5,500: waking worker threads for each ~0.4 ms block costs more than it saves, and two
+    # thread pools on the same cores fight. Scale over utterances instead (DataLoader workers).
+    with KERNEL_LOCK, torch_threads(1):
         for c0 in range(0, total, chunk):
             c1 = min(total, c0 + chunk)
             fb = buf[: c1 - c0]
             fu, fi = frame_utt[c0:c1], frame_idx[c0:c1]
-            args = (flat, starts, lens, fu, fi, first_offset, shift, size, noise[c0:c1] if dither > 0 else noise,
-                    float(dither), bool(remove_dc_offset), float(preemphasis_coefficient), window, bool(raw_energy),
-                    need_energy, fb, energy[c0:c1])  # fmt: skip
-            if serial:
-                _frames_range(*args, 0, c1 - c0)
-            else:
-                _frames_kernel(*args)
+            _frames_range(flat, starts, lens, fu, fi, first_offset, shift, size,
+                          noise[c0:c1] if dither > 0 else noise, float(dither), bool(remove_dc_offset),
+                          float(preemphasis_coefficient), window, bool(raw_energy), need_energy, fb,
+                          energy[c0:c1], 0, c1 - c0)  # fmt: skip
             # a fresh output tensor: rfft(out=...) copies through a temporary and is ~1.5x slower
             spec_ri = torch.fft.rfft(torch.from_numpy(fb), dim=-1).numpy().view(ftype)
             dst = out[0, c0:c1] if direct else mel[: c1 - c0]
-            if serial:
-                _mel_range(
-                    spec_ri, lo, seg_start, weights[dtype], bool(use_power), zero, eps, dst, 0, c1 - c0
-                )
-                if not direct:
-                    _scatter_range(dst, energy[c0:c1], energy_col, energy_min, bool(use_log_fbank), col0,
-                                   bool(bins_first), fu, fi, out, 0, c1 - c0)  # fmt: skip
-            else:
-                _mel_kernel(spec_ri, lo, seg_start, weights[dtype], bool(use_power), zero, eps, dst, energy[c0:c1],
-                            energy_col, energy_min, bool(use_log_fbank), col0, bool(bins_first), fu, fi, out,
-                            direct)  # fmt: skip
+            _mel_range(spec_ri, lo, seg_start, weights[dtype], bool(use_power), zero, eps, dst, 0, c1 - c0)
+            if not direct:
+                _scatter_range(dst, energy[c0:c1], energy_col, energy_min, bool(use_log_fbank), col0,
+                               bool(bins_first), fu, fi, out, 0, c1 - c0)  # fmt: skip
     if use_log_fbank:
         for b, nf in enumerate(frames):
             item = out[b, :, :nf] if bins_first else out[b, :nf]

@@ -1,4 +1,4 @@
-"""fbank's FFT runs on one torch thread while Numba's parallel kernels own the cores, and restores the count."""
+"""fbank runs its FFT on one torch thread whatever the thread settings, and restores the caller's count."""
 
 import numba
 import numpy as np
