@@ -36,11 +36,7 @@ class CSVLog:
         if new or not self.path.exists():
             old = self.read() if self.path.exists() else []
             self.columns += new
-            with open(self.path, "w", newline="") as f:
-                w = csv.DictWriter(f, fieldnames=self.columns)
-                w.writeheader()
-                w.writerows(old)
-                w.writerow(row)
+            self._rewrite([*old, row])
             return
         with open(self.path, "a", newline="") as f:
             csv.DictWriter(f, fieldnames=self.columns).writerow(row)
@@ -55,10 +51,18 @@ class CSVLog:
         """Drop rows with ``row[key] > value`` (a resumed run re-logs the steps after its checkpoint)."""
         rows = [r for r in self.read() if r.get(key, "") == "" or float(r[key]) <= value]
         if self.path.exists():
-            with open(self.path, "w", newline="") as f:
-                w = csv.DictWriter(f, fieldnames=self.columns)
-                w.writeheader()
-                w.writerows(rows)
+            self._rewrite(rows)
+
+    def _rewrite(self, rows: list[dict[str, Any]]) -> None:
+        # atomic: a kill mid-rewrite leaves the previous complete file, never a truncated one
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        with open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=self.columns)
+            w.writeheader()
+            w.writerows(rows)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
 
 
 class TensorBoardLog:

@@ -35,3 +35,24 @@ def test_tables():
     assert "| run | steps | 3 |" in metrics_table({"steps": 3.0})
     t = checks_table({"a": True, "b": False})
     assert "| a | PASS |" in t and "| b | FAIL |" in t
+
+
+def test_csv_rewrite_is_atomic(tmp_path, monkeypatch):
+    import csv as csv_module
+
+    log = CSVLog(tmp_path / "steps.csv")
+    log.write({"step": 1, "loss": 0.5})
+    before = log.path.read_text()
+
+    class Boom(RuntimeError):
+        pass
+
+    def failing_writerows(self, rows):  # the process "dies" half-way through a widening rewrite
+        raise Boom()
+
+    monkeypatch.setattr(csv_module.DictWriter, "writerows", failing_writerows)
+    try:
+        log.write({"step": 2, "loss": 0.4, "acc": 0.9})
+    except Boom:
+        pass
+    assert log.path.read_text() == before  # the complete old file survives
