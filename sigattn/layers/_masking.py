@@ -44,6 +44,7 @@ __all__ = [
     "masked_mean",
     "masked_mean_std",
     "masked_softmax",
+    "scale_channels",
 ]
 
 
@@ -145,3 +146,10 @@ def check_finite_values(x: Tensor, name: str, mask: Tensor | None = None) -> Non
     if bool(bad.any()):
         idx = tuple(int(i) for i in bad.nonzero()[0])
         raise ValueError(f"{name}: input has NaN/Inf, first at index {idx} of shape {tuple(x.shape)}")
+
+
+def scale_channels(x: Tensor, gate: Tensor) -> Tensor:
+    """``x * gate`` with a ``(B, C)`` gate broadcast over every trailing axis of ``(B, C, ...)``."""
+    for _ in range(x.dim() - 2):
+        gate = gate.unsqueeze(-1)
+    return x * gate

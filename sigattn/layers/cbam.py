@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ._masking import check_input, lengths_to_mask, masked_max, masked_mean
-from .squeeze_excite import make_divisible
+from ._masking import check_input, lengths_to_mask, masked_max, masked_mean, scale_channels
+from .squeeze_excite import bottleneck_channels
 
 __all__ = ["CBAMChannel"]
 
@@ -49,12 +49,7 @@ class CBAMChannel(nn.Module):
         bias: bool = False,
     ) -> None:
         super().__init__()
-        if not isinstance(channels, int) or channels < 1:
-            raise ValueError(f"CBAMChannel: channels must be a positive int, got {channels!r}")
-        if rd_channels is None:
-            rd_channels = make_divisible(channels * rd_ratio, rd_divisor, round_limit=0.0)
-        if not isinstance(rd_channels, int) or rd_channels < 1:
-            raise ValueError(f"CBAMChannel: rd_channels must be a positive int, got {rd_channels!r}")
+        rd_channels = bottleneck_channels("CBAMChannel", channels, rd_ratio, rd_channels, rd_divisor)
         self.channels = channels
         self.rd_channels = rd_channels
         self.fc1 = nn.Conv1d(channels, rd_channels, 1, bias=bias)
@@ -75,10 +70,7 @@ class CBAMChannel(nn.Module):
         return torch.sigmoid(self._mlp(z).sum(-1))
 
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
-        s = self.attention(x, lengths)
-        for _ in range(x.dim() - 2):
-            s = s.unsqueeze(-1)
-        return x * s
+        return scale_channels(x, self.attention(x, lengths))
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, rd_channels={self.rd_channels}"

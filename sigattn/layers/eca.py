@@ -18,7 +18,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from ._masking import check_input, lengths_to_mask, masked_mean
+from ._masking import check_input, lengths_to_mask, masked_mean, scale_channels
 
 __all__ = ["ECA", "eca_kernel_size"]
 
@@ -97,10 +97,7 @@ class ECA(nn.Module):
         return torch.sigmoid(self.conv(z.transpose(1, 2))).squeeze(1)
 
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
-        s = self.attention(x, lengths)
-        for _ in range(x.dim() - 2):
-            s = s.unsqueeze(-1)
-        return x * s
+        return scale_channels(x, self.attention(x, lengths))
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, kernel_size={self.kernel_size}"

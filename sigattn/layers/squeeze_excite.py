@@ -10,9 +10,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ._masking import check_input, lengths_to_mask, masked_mean
+from ._masking import check_input, lengths_to_mask, masked_mean, scale_channels
 
-__all__ = ["SqueezeExcite", "make_divisible"]
+__all__ = ["SqueezeExcite", "bottleneck_channels", "make_divisible"]
 
 
 def make_divisible(v: float, divisor: int = 8, min_value: int | None = None, round_limit: float = 0.9) -> int:
@@ -30,6 +30,26 @@ def make_divisible(v: float, divisor: int = 8, min_value: int | None = None, rou
     if new < round_limit * v:
         new += divisor
     return int(new)
+
+
+def bottleneck_channels(
+    name: str, channels: int, rd_ratio: float, rd_channels: int | None, rd_divisor: int
+) -> int:
+    """Validated bottleneck width: ``rd_channels`` if given, else ``make_divisible(C * rd_ratio, rd_divisor)``.
+
+    Example:
+        >>> bottleneck_channels("SE", 512, 1 / 16, None, 8), bottleneck_channels("SE", 512, 1 / 16, 128, 8)
+        (32, 128)
+    """
+    if not isinstance(channels, int) or channels < 1:
+        raise ValueError(f"{name}: channels must be a positive int, got {channels!r}")
+    if rd_channels is None:
+        if not rd_ratio > 0:
+            raise ValueError(f"{name}: rd_ratio must be > 0, got {rd_ratio!r}")
+        rd_channels = make_divisible(channels * rd_ratio, rd_divisor, round_limit=0.0)
+    if not isinstance(rd_channels, int) or rd_channels < 1:
+        raise ValueError(f"{name}: rd_channels must be a positive int, got {rd_channels!r}")
+    return rd_channels
 
 
 class SqueezeExcite(nn.Module):
@@ -62,14 +82,7 @@ class SqueezeExcite(nn.Module):
         bias: bool = True,
     ) -> None:
         super().__init__()
-        if not isinstance(channels, int) or channels < 1:
-            raise ValueError(f"SqueezeExcite: channels must be a positive int, got {channels!r}")
-        if rd_channels is None:
-            if not rd_ratio > 0:
-                raise ValueError(f"SqueezeExcite: rd_ratio must be > 0, got {rd_ratio!r}")
-            rd_channels = make_divisible(channels * rd_ratio, rd_divisor, round_limit=0.0)
-        if not isinstance(rd_channels, int) or rd_channels < 1:
-            raise ValueError(f"SqueezeExcite: rd_channels must be a positive int, got {rd_channels!r}")
+        rd_channels = bottleneck_channels("SqueezeExcite", channels, rd_ratio, rd_channels, rd_divisor)
         self.channels = channels
         self.rd_channels = rd_channels
         self.fc1 = nn.Conv1d(channels, rd_channels, 1, bias=bias)
@@ -86,10 +99,7 @@ class SqueezeExcite(nn.Module):
         return torch.sigmoid(self.fc2(self.act(self.fc1(z)))).squeeze(-1)
 
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
-        s = self.attention(x, lengths)
-        for _ in range(x.dim() - 2):
-            s = s.unsqueeze(-1)
-        return x * s
+        return scale_channels(x, self.attention(x, lengths))
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, rd_channels={self.rd_channels}"

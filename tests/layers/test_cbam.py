@@ -46,3 +46,11 @@ def test_bad_input():
         CBAMChannel(16)(torch.randn(2, 8, 3))
     with pytest.raises(ValueError, match="lengths must be a 1-D tensor of size B=2"):
         CBAMChannel(16)(torch.randn(2, 16, 3), torch.tensor([[3, 3]]))
+
+
+@pytest.mark.parametrize("name", ["se", "cbam"])
+def test_bottleneck_ratio_must_be_positive(name):
+    from sigattn.layers import create_channel_attention
+
+    with pytest.raises(ValueError, match=r"rd_ratio must be > 0, got 0"):
+        create_channel_attention(name, 64, rd_ratio=0)
