@@ -47,7 +47,9 @@ class ChannelAttentionPool(nn.Module):
         self.hidden_dim = hidden_dim
         self.proj = nn.Linear(embed_dim, hidden_dim)  # W1, b1
         self.tanh = nn.Tanh()
-        self.score = nn.Linear(hidden_dim, 1)  # w2, b2
+        # w2, b2; b2 adds the same value to every score, so the softmax ignores it: kept for parameter
+        # parity with the paper's formula (and its hand parameter counts), it never receives a gradient
+        self.score = nn.Linear(hidden_dim, 1)
 
     def _check(self, tokens: Tensor, lengths: Tensor | None) -> None:
         name = "ChannelAttentionPool"

@@ -26,14 +26,21 @@ def assert_batch_equals_items(layer, items: list[Tensor], time_output: bool, ato
             torch.testing.assert_close(got, alone, atol=atol, rtol=1e-5)
 
 
-def assert_grads_reach_all(layer, *inputs) -> None:
-    """Backward through a random projection of the output reaches every parameter with a nonzero grad."""
+def assert_grads_reach_all(layer, *inputs, inert: tuple[str, ...] = ()) -> None:
+    """Backward through a random projection of the output reaches every parameter with a nonzero grad.
+
+    ``inert`` names parameters the output provably does not depend on (e.g. a bias added to every score
+    before a softmax): their gradient must be zero up to rounding instead.
+    """
     out = layer(*inputs)
     (out * torch.randn_like(out)).sum().backward()
     for name, p in layer.named_parameters():
         assert p.grad is not None, f"no gradient for {name}"
         assert bool(torch.isfinite(p.grad).all()), f"non-finite gradient for {name}"
-        assert float(p.grad.abs().sum()) > 0, f"zero gradient for {name}"
+        if name in inert:
+            assert float(p.grad.abs().max()) <= 1e-6, f"{name} should not affect the output"
+        else:
+            assert float(p.grad.abs().sum()) > 0, f"zero gradient for {name}"
 
 
 def n_params(layer) -> int:

@@ -50,7 +50,9 @@ def test_masking_exact_over_channels(counts):
 
 
 def test_gradients_reach_every_parameter():
-    assert_grads_reach_all(ChannelAttentionPool(8, 4), torch.randn(3, 5, 8))
+    # b2 shifts every channel's score alike, and softmax is shift-invariant: its gradient is exactly zero
+    # in exact arithmetic (rounding made it pass or fail by chance before this was stated)
+    assert_grads_reach_all(ChannelAttentionPool(8, 4), torch.randn(3, 5, 8), inert=("score.bias",))
 
 
 def test_bad_input():
