@@ -12,7 +12,7 @@ from .cmvn import cmvn, sliding_cmn
 from .epochs import epochs_from_events
 from .fbank import fbank, fbank_batch, mel_banks, window_function
 from .fbank_torch import Fbank
-from .filters import butter_sos, fir_filter, iir_filter, mne_fir_design, notch_filter, sosfiltfilt
+from .filters import butter_sos, fir_epochs, fir_filter, iir_filter, mne_fir_design, notch_filter, sosfiltfilt
 from .resample import resample_poly
 from .windows import instance_norm_stats, sliding_windows
 
@@ -25,6 +25,7 @@ __all__ = [
     "euclidean_alignment",
     "fbank",
     "fbank_batch",
+    "fir_epochs",
     "fir_filter",
     "iir_filter",
     "instance_norm_stats",

@@ -112,11 +112,13 @@ def as_float_array(
     ndims: tuple[int, ...],
     dtypes: tuple[type, ...] = (np.float32, np.float64),
     allow_int16: bool = False,
+    finite: bool = True,
 ) -> np.ndarray:
     """Validate a numpy array: real floating dtype, rank in ``ndims``, finite values; return it C-contiguous.
 
     Tensors are not accepted silently: pass ``tensor.numpy()``. int16 arrays are converted to float32 when
-    ``allow_int16`` (their scale is kept: values stay in [-32768, 32767]).
+    ``allow_int16`` (their scale is kept: values stay in [-32768, 32767]). ``finite=False`` skips the NaN/Inf
+    check for callers whose kernels check as they read.
     """
     if not isinstance(x, np.ndarray):
         raise TypeError(f"{name} must be a numpy ndarray, got {type(x).__name__}")
@@ -128,7 +130,8 @@ def as_float_array(
     if x.ndim not in ndims:
         want = " or ".join(f"{d}-D" for d in ndims)
         raise ValueError(f"{name} must be {want}, got shape {tuple(x.shape)}")
-    check_finite(x, name)
+    if finite:
+        check_finite(x, name)
     return np.ascontiguousarray(x)
 
 

@@ -6,29 +6,79 @@ session): ``R = (1/n) sum_i X_i X_i^T`` and ``X~_i = R^{-1/2} X_i``, so that the
 covariance is the identity. Online (DBConformer's ``EA_online``): ``R_k = (k R_{k-1} + cov(X_k)) / (k + 1)``
 and trial k is aligned with ``R_k^{-1/2}``. ``covariance="cov"`` uses ``np.cov`` (centred, / (T - 1)) as
 DBConformer does; the default ``"xxt"`` is the paper's ``X X^T``. Covariances and the alignment are batched
-BLAS products and ``R^{-1/2}`` comes from a symmetric eigendecomposition (no Numba kernel is needed here).
+BLAS products in the trials' dtype (in cache-sized blocks of trials) and ``R^{-1/2}`` comes from a symmetric
+eigendecomposition (no Numba kernel is needed here).
 """
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
+import torch
 
 from ._core import as_float_array
 
 __all__ = ["OnlineEuclideanAlignment", "euclidean_alignment", "inv_sqrtm"]
 
+# trials per block of the in-place product and of the covariance sums: ~1 MiB (cache resident)
+BLOCK_BYTES = 1 << 20
+
 
 def _covariances(x: np.ndarray, covariance: str) -> np.ndarray:
-    """Per-trial ``X X^T`` or ``np.cov(X)`` of ``(n, C, T)`` trials, float64 (batched BLAS products)."""
+    """Per-trial ``X X^T`` or ``np.cov(X)`` of ``(n, C, T)`` trials (batched BLAS products in ``x``'s dtype)."""
     if covariance not in ("xxt", "cov"):
         raise ValueError(f"covariance must be 'xxt' or 'cov', got {covariance!r}")
-    x = x.astype(np.float64, copy=False)
     if covariance == "cov":
         if x.shape[-1] < 2:
             raise ValueError(f"covariance='cov' needs at least 2 time samples, got {x.shape[-1]}")
         x = x - x.mean(axis=-1, keepdims=True)
     out = np.matmul(x, x.transpose(0, 2, 1))
     return out / (x.shape[-1] - 1) if covariance == "cov" else out
+
+
+def _mean_covariance(x: np.ndarray, covariance: str) -> np.ndarray:
+    """Float64 mean of the per-trial covariances, in cache-sized blocks of trials (torch/MKL batched products:
+    measured ~20% faster than NumPy's OpenBLAS here)."""
+    if covariance == "cov":
+        return _covariances(x, covariance).mean(axis=0, dtype=np.float64)
+    xt = _tensor(x)
+    total = torch.zeros((x.shape[1], x.shape[1]), dtype=torch.float64)
+    step = _block_trials(x)
+    for b0 in range(0, x.shape[0], step):
+        blk = xt[b0 : b0 + step]
+        total += torch.matmul(blk, blk.transpose(1, 2)).sum(dim=0, dtype=torch.float64)
+    return (total / x.shape[0]).numpy()
+
+
+def _tensor(a: np.ndarray) -> torch.Tensor:
+    """``torch.from_numpy`` that also takes read-only arrays (only read here) without torch's warning."""
+    if a.flags.writeable:
+        return torch.from_numpy(a)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.from_numpy(a)
+
+
+def _block_trials(x: np.ndarray) -> int:
+    return max(1, BLOCK_BYTES // max(1, x[0].nbytes))
+
+
+def _apply(r_inv: np.ndarray, x: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``out[i] = r_inv @ x[i]`` in ``x``'s dtype; ``out`` may be ``x`` (in place, through a block buffer)."""
+    w = torch.from_numpy(r_inv.astype(x.dtype))
+    xt = _tensor(x)
+    if out is not x:
+        torch.matmul(w, xt, out=torch.from_numpy(out))
+        return out
+    step = _block_trials(x)
+    tmp = torch.empty((min(step, x.shape[0]), *x.shape[1:]), dtype=xt.dtype)
+    for b0 in range(0, x.shape[0], step):
+        blk = xt[b0 : b0 + step]
+        t = tmp[: blk.shape[0]]
+        torch.matmul(w, blk, out=t)
+        blk.copy_(t)
+    return out
 
 
 def inv_sqrtm(r: np.ndarray, what: str = "reference matrix") -> np.ndarray:
@@ -43,15 +93,20 @@ def inv_sqrtm(r: np.ndarray, what: str = "reference matrix") -> np.ndarray:
     return (v / np.sqrt(w)) @ v.T
 
 
-def euclidean_alignment(x: np.ndarray, covariance: str = "xxt") -> tuple[np.ndarray, np.ndarray]:
+def euclidean_alignment(
+    x: np.ndarray, covariance: str = "xxt", inplace: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """Offline Euclidean alignment of the trials of one domain.
 
     Args:
         x: ``(n, C, T)`` float32/float64 trials of one subject or session.
         covariance: ``"xxt"`` (paper: ``X X^T``) or ``"cov"`` (``np.cov``, DBConformer).
+        inplace: overwrite ``x`` (a C-contiguous float array) with the aligned trials instead of allocating.
 
     Returns:
-        ``(x_aligned (n, C, T) of x.dtype, r_inv_sqrt (C, C) float64)``.
+        ``(x_aligned (n, C, T) of x.dtype, r_inv_sqrt (C, C) float64)``. Products run in ``x``'s dtype (float32
+        BLAS for float32 trials: relative error ~1e-6 against the float64 formula); the reference matrix is
+        averaged and inverted in float64.
 
     Example:
         >>> import numpy as np
@@ -60,9 +115,11 @@ def euclidean_alignment(x: np.ndarray, covariance: str = "xxt") -> tuple[np.ndar
         True
     """
     arr = as_float_array(x, "x", ndims=(3,))
-    r_inv = inv_sqrtm(_covariances(arr, covariance).mean(axis=0))
-    aligned = np.matmul(r_inv, arr.astype(np.float64, copy=False))
-    return aligned.astype(arr.dtype, copy=False), r_inv
+    if inplace and arr is not x:
+        raise ValueError("inplace=True needs a C-contiguous float32/float64 numpy array x")
+    r_inv = inv_sqrtm(_mean_covariance(arr, covariance))
+    out = arr if inplace else np.empty_like(arr)
+    return _apply(r_inv, arr, out), r_inv
 
 
 class OnlineEuclideanAlignment:
@@ -95,7 +152,7 @@ class OnlineEuclideanAlignment:
         t = as_float_array(trial, "trial", ndims=(2,))
         if self.reference is not None and t.shape[0] != self.reference.shape[0]:
             raise ValueError(f"trial has {t.shape[0]} channels, the reference has {self.reference.shape[0]}")
-        cov = _covariances(t[None], self.covariance)[0]
+        cov = _covariances(t[None].astype(np.float64, copy=False), self.covariance)[0]
         k = self.count
         self.reference = cov if self.reference is None else (k * self.reference + cov) / (k + 1)
         self.count = k + 1

@@ -46,6 +46,69 @@ def _epoch_kernel(data, starts, n_times, b0, b1, out):
         _epoch_range(data, starts, n_times, b0, b1, out, e, e + 1)
 
 
+def _epoch_plan(n_samples, events, sfreq, tmin, tmax, event_id, baseline, on_outside):
+    """Validate the epoching arguments; return ``(kept events, start samples, n_times, b0, b1)``."""
+    ev = np.asarray(events)
+    if ev.ndim != 2 or ev.shape[1] != 3 or not np.issubdtype(ev.dtype, np.integer):
+        raise ValueError(
+            f"events must be an integer (n, 3) array [sample, previous, code], got {ev.dtype} {ev.shape}"
+        )
+    if not sfreq > 0:
+        raise ValueError(f"sfreq must be > 0, got {sfreq}")
+    if not tmax >= tmin:
+        raise ValueError(f"tmax ({tmax}) must be >= tmin ({tmin})")
+    if on_outside not in ("raise", "drop"):
+        raise ValueError(f"on_outside must be 'raise' or 'drop', got {on_outside!r}")
+    if event_id is not None:
+        codes = list(event_id.values()) if isinstance(event_id, dict) else list(np.atleast_1d(event_id))
+        missing = [c for c in codes if c not in set(ev[:, 2].tolist())]
+        if missing:
+            raise ValueError(
+                f"event_id codes {missing} do not occur in events (codes present: {sorted(set(ev[:, 2]))})"
+            )
+        ev = ev[np.isin(ev[:, 2], codes)]
+    first, last = int(round(tmin * sfreq)), int(round(tmax * sfreq))
+    n_times = last - first + 1
+    starts = ev[:, 0].astype(np.int64) + first
+    inside = (starts >= 0) & (starts + n_times <= n_samples)
+    if not inside.all():
+        bad = int(np.flatnonzero(~inside)[0])
+        if on_outside == "raise":
+            raise ValueError(
+                f"event {bad} at sample {int(ev[bad, 0])}: epoch [{tmin}, {tmax}] s needs samples "
+                f"[{int(starts[bad])}, {int(starts[bad]) + n_times}) outside the data (0, {n_samples}); "
+                "use on_outside='drop' to drop such epochs"
+            )
+        warnings.warn(
+            f"dropped {int((~inside).sum())} of {len(ev)} epochs extending beyond the data", stacklevel=3
+        )
+        ev, starts = ev[inside], starts[inside]
+    b0 = b1 = 0
+    if baseline is not None:
+        times = np.arange(first, last + 1) / sfreq
+        a, b = baseline
+        if a is not None and b is not None and a > b:
+            raise ValueError(f"baseline {baseline}: start must be <= end")
+        # index rule of mne.baseline.rescale
+        b0 = 0 if a is None else int(np.flatnonzero(times >= a)[0]) if (times >= a).any() else n_times
+        b1 = n_times if b is None else int(np.flatnonzero(times <= b)[-1]) + 1 if (times <= b).any() else 0
+        if b1 <= b0:
+            raise ValueError(
+                f"baseline {baseline} selects no sample of the epoch [{times[0]}, {times[-1]}] s"
+            )
+    return ev, np.ascontiguousarray(starts), n_times, b0, b1
+
+
+def _cut(x, starts, n_times, b0, b1, out):
+    """Copy (and baseline-correct) epochs of ``x (C, T)`` into ``out (n, C, n_times)`` with the kernels."""
+    with KERNEL_LOCK:
+        # one thread: run here (workqueue would run it on its own thread, often on the other core)
+        if numba.get_num_threads() == 1:
+            _epoch_range(x, starts, n_times, b0, b1, out, 0, len(starts))
+        else:
+            _epoch_kernel(x, starts, n_times, b0, b1, out)
+
+
 def epochs_from_events(
     data: np.ndarray,
     events: np.ndarray,
@@ -80,60 +143,9 @@ def epochs_from_events(
         (2, 64, 401)
     """
     x = as_float_array(data, "data", ndims=(2,))
-    ev = np.asarray(events)
-    if ev.ndim != 2 or ev.shape[1] != 3 or not np.issubdtype(ev.dtype, np.integer):
-        raise ValueError(
-            f"events must be an integer (n, 3) array [sample, previous, code], got {ev.dtype} {ev.shape}"
-        )
-    if not sfreq > 0:
-        raise ValueError(f"sfreq must be > 0, got {sfreq}")
-    if not tmax >= tmin:
-        raise ValueError(f"tmax ({tmax}) must be >= tmin ({tmin})")
-    if on_outside not in ("raise", "drop"):
-        raise ValueError(f"on_outside must be 'raise' or 'drop', got {on_outside!r}")
-    if event_id is not None:
-        codes = list(event_id.values()) if isinstance(event_id, dict) else list(np.atleast_1d(event_id))
-        missing = [c for c in codes if c not in set(ev[:, 2].tolist())]
-        if missing:
-            raise ValueError(
-                f"event_id codes {missing} do not occur in events (codes present: {sorted(set(ev[:, 2]))})"
-            )
-        ev = ev[np.isin(ev[:, 2], codes)]
-    first, last = int(round(tmin * sfreq)), int(round(tmax * sfreq))
-    n_times = last - first + 1
-    starts = ev[:, 0].astype(np.int64) + first
-    inside = (starts >= 0) & (starts + n_times <= x.shape[1])
-    if not inside.all():
-        bad = int(np.flatnonzero(~inside)[0])
-        if on_outside == "raise":
-            raise ValueError(
-                f"event {bad} at sample {int(ev[bad, 0])}: epoch [{tmin}, {tmax}] s needs samples "
-                f"[{int(starts[bad])}, {int(starts[bad]) + n_times}) outside the data (0, {x.shape[1]}); "
-                "use on_outside='drop' to drop such epochs"
-            )
-        warnings.warn(
-            f"dropped {int((~inside).sum())} of {len(ev)} epochs extending beyond the data", stacklevel=2
-        )
-        ev, starts = ev[inside], starts[inside]
-    b0 = b1 = 0
-    if baseline is not None:
-        times = np.arange(first, last + 1) / sfreq
-        a, b = baseline
-        if a is not None and b is not None and a > b:
-            raise ValueError(f"baseline {baseline}: start must be <= end")
-        # index rule of mne.baseline.rescale
-        b0 = 0 if a is None else int(np.flatnonzero(times >= a)[0]) if (times >= a).any() else n_times
-        b1 = n_times if b is None else int(np.flatnonzero(times <= b)[-1]) + 1 if (times <= b).any() else 0
-        if b1 <= b0:
-            raise ValueError(
-                f"baseline {baseline} selects no sample of the epoch [{times[0]}, {times[-1]}] s"
-            )
+    ev, starts, n_times, b0, b1 = _epoch_plan(
+        x.shape[1], events, sfreq, tmin, tmax, event_id, baseline, on_outside
+    )
     out = np.empty((len(ev), x.shape[0], n_times), dtype=x.dtype)  # baseline means in float64
-    starts = np.ascontiguousarray(starts)
-    with KERNEL_LOCK:
-        # one thread: run here (workqueue would run it on its own thread, often on the other core)
-        if numba.get_num_threads() == 1:
-            _epoch_range(x, starts, n_times, b0, b1, out, 0, len(starts))
-        else:
-            _epoch_kernel(x, starts, n_times, b0, b1, out)
+    _cut(x, starts, n_times, b0, b1, out)
     return (out, ev) if return_events else out

@@ -16,20 +16,29 @@ from __future__ import annotations
 
 import functools
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
 from numba import njit, prange
 
-from ._core import KERNEL_LOCK, as_float_array
+from ._core import KERNEL_LOCK, as_float_array, check_finite, torch_threads
 
-__all__ = ["butter_sos", "fir_filter", "iir_filter", "mne_fir_design", "notch_filter", "sosfiltfilt"]
+__all__ = [
+    "butter_sos",
+    "fir_epochs",
+    "fir_filter",
+    "iir_filter",
+    "mne_fir_design",
+    "notch_filter",
+    "sosfiltfilt",
+]
 
 MAX_IIR_ORDER = 12
 
 
-def _rows(x: object, name: str = "x"):
-    arr = as_float_array(x, name, ndims=(1, 2, 3))
+def _rows(x: object, name: str = "x", finite: bool = True):
+    arr = as_float_array(x, name, ndims=(1, 2, 3), finite=finite)
     return arr, arr.reshape(-1, arr.shape[-1])
 
 
@@ -294,7 +303,181 @@ def _ols_fft_size(n_x: int, n_h: int) -> int:
     return min(sizes, key=lambda n: math.ceil(n_x / (n - n_h + 1)) * n * (math.log2(n) + 1))
 
 
-def fir_filter(x: np.ndarray, sfreq: float, l_freq: float | None, h_freq: float | None) -> np.ndarray:
+@njit(cache=True, nogil=True, fastmath={"reassoc"})  # reassoc: only the check sum is reordered
+def _ols_gather(rows, c0, k, sel, hop, size, q_first, n_edge, segs, sums):
+    """Overlap-save segments of rows ``c0..c0+k`` straight from the signal: ``segs[r, i, t] = xp[q]`` with
+    ``q = q_first + sel[i] hop + t`` in the signal padded MNE's way (``reflect_limited``: ``2 x[0] - x[n_edge - q]``
+    on the left, ``2 x[n-1] - x[n-2-i]`` on the right, zeros beyond), converted to ``segs``' dtype. ``sums[r]``
+    gets the sum of the signal samples read (in the input dtype): NaN or Inf anywhere makes it non-finite."""
+    n = rows.shape[1]
+    n_x = n + 2 * n_edge
+    for r in range(k):
+        x = rows[c0 + r]
+        x0 = x[0]
+        x1 = x[n - 1]
+        for i in range(sel.shape[0]):
+            dst = segs[r, i]
+            q0 = q_first + sel[i] * hop
+            a = min(max(-q0, 0), size)  # t < a: q < 0
+            b = min(max(n_edge - q0, a), size)  # left edge
+            c = min(max(n_edge + n - q0, b), size)  # the signal
+            d = min(max(n_x - q0, c), size)  # right edge; zeros from d on
+            for t in range(a):
+                dst[t] = 0.0
+            for t in range(a, b):
+                dst[t] = 2.0 * x0 - x[n_edge - (q0 + t)]
+            off = q0 - n_edge
+            acc = x0 - x0
+            for t in range(b, c):
+                v = x[off + t]
+                acc += v
+                dst[t] = v
+            sums[r] += acc
+            off2 = n - 2 + n_edge + n - q0
+            for t in range(c, d):
+                dst[t] = 2.0 * x1 - x[off2 - t]
+            for t in range(d, size):
+                dst[t] = 0.0
+
+
+@njit(cache=True, nogil=True)
+def _ols_scatter(y, pos, hop, lead, c0, dst_rows, starts, n_times, b0, b1, out):
+    """Copy the filtered samples of rows ``c0..c0+k`` from the segments ``y (k, n_sel, size)`` either into
+    ``dst_rows[c0 + r]`` (``starts`` empty) or into epochs ``out[e, c0 + r]`` (baseline-corrected like
+    ``epochs_from_events``); ``pos[s]`` = index in ``y`` of segment ``s``."""
+    k = y.shape[0]
+    if starts.shape[0] == 0:
+        n = dst_rows.shape[1]
+        for r in range(k):
+            row = dst_rows[c0 + r]
+            for s in range(pos.shape[0]):
+                if pos[s] < 0:
+                    continue
+                src = y[r, pos[s]]
+                j0 = s * hop
+                m = min(hop, n - j0)
+                for j in range(m):
+                    row[j0 + j] = src[lead + j]
+        return
+    for e in range(starts.shape[0]):
+        g0 = starts[e]
+        for r in range(k):
+            dst = out[e, c0 + r]
+            t = 0
+            while t < n_times:
+                g = g0 + t
+                s = g // hop
+                j = g - s * hop
+                m = min(hop - j, n_times - t)
+                src = y[r, pos[s]]
+                for u in range(m):
+                    dst[t + u] = src[lead + j + u]
+                t += m
+            if b1 > b0:
+                mean = 0.0
+                for t in range(b0, b1):
+                    mean += dst[t]
+                mean /= b1 - b0
+                for t in range(n_times):
+                    dst[t] = dst[t] - mean
+
+
+def _fir_apply(rows: np.ndarray, key: tuple, dtype: np.dtype, check: np.ndarray, name: str,
+               out: np.ndarray | None = None, epochs: tuple | None = None) -> None:  # fmt: skip
+    """Filter ``rows (R, n)`` in ``dtype`` into ``out (R, n)``, or into epochs: ``epochs = (starts, n_times, b0, b1,
+    out_epochs)`` (only the overlap-save segments that the epochs touch are computed). Raises ``ValueError``
+    naming the first NaN/Inf of ``rows`` (checked while the kernels read it) by its index in ``check``, the
+    caller's array (``rows`` is a reshaped view of it)."""
+    h = _mne_fir_design(*key)
+    n = rows.shape[-1]
+    n_h = h.size
+    # MNE: reflect_limited padding of min(n_h, n) - 1 samples per side, then linear convolution with the taps and
+    # a delay compensation of (n_h - 1) // 2. Here: overlap-save with MNE's FFT length; the segments of a block of
+    # rows are gathered straight from the signal (padding and dtype conversion included), transformed in one
+    # batched torch FFT, and their valid samples scattered to the output rows or epochs (two passes besides the
+    # FFTs; segments of a few rows stay in cache).
+    n_edge = max(min(n_h, n) - 1, 0)
+    n_x = n + 2 * n_edge
+    size = _ols_fft_size(n_x, n_h)
+    hop = size - n_h + 1  # outputs per segment
+    shift = (n_h - 1) // 2 + n_edge  # output sample j is sample j + shift of the full convolution
+    n_seg = -(-n // hop)
+    # Segment s covers full-convolution samples [shift + s hop - lead, ...) with lead = n_h - 1 leading samples
+    # that overlap-save discards, so its first input sample is padded-signal index shift + s hop - lead.
+    lead = n_h - 1
+    q_first = shift - lead
+    if epochs is None:
+        sel = np.arange(n_seg, dtype=np.int64)
+        starts = np.zeros(0, dtype=np.int64)
+        n_times, b0, b1, out_ep = 0, 0, 0, np.zeros((0, 0, 0), dtype=dtype)
+    else:
+        starts, n_times, b0, b1, out_ep = epochs
+        need = np.zeros(n_seg, dtype=bool)
+        for st in starts.tolist():
+            need[st // hop : (st + n_times - 1) // hop + 1] = True
+        sel = np.flatnonzero(need).astype(np.int64)
+        out = np.zeros((0, 0), dtype=dtype)
+    if sel.size == 0:
+        check_finite(check, name)
+        return
+    pos = np.full(n_seg, -1, dtype=np.int64)
+    pos[sel] = np.arange(sel.size)
+    spec_h = _fir_spectrum(*key, size)
+    if dtype == np.float32:
+        spec_h = spec_h.to(torch.complex64)
+    n_rows = rows.shape[0]
+    block = max(1, FIR_BLOCK_BYTES // (dtype.itemsize * sel.size * size))
+    sums = np.zeros(n_rows, dtype=rows.dtype)
+
+    def run(r0: int, r1: int) -> None:
+        segs = np.empty((min(block, r1 - r0), sel.size, size), dtype=dtype)
+        for c0 in range(r0, r1, block):
+            k = min(block, r1 - c0)
+            sg = segs[:k]
+            _ols_gather(rows, c0, k, sel, hop, size, q_first, n_edge, sg, sums[c0 : c0 + k])
+            spec = torch.fft.rfft(torch.from_numpy(sg), dim=-1)
+            spec *= spec_h
+            y = torch.fft.irfft(spec, n=size, dim=-1).numpy()
+            _ols_scatter(y, pos, hop, lead, c0, out, starts, n_times, b0, b1, out_ep)
+
+    n_threads = min(torch.get_num_threads(), -(-n_rows // block))
+    if n_threads <= 1:
+        run(0, n_rows)
+    else:
+        # Row ranges on Python threads (the kernels release the GIL, the FFTs run on one torch thread each):
+        # measured faster than torch's intra-op threads on the small batched FFTs.
+        bounds = np.linspace(0, n_rows, n_threads + 1).astype(int)
+        with torch_threads(1), ThreadPoolExecutor(n_threads) as pool:
+            list(pool.map(run, bounds[:-1], bounds[1:]))
+    # NaN/Inf check of the samples read (the sums) and of any the selected segments did not read
+    if not np.isfinite(sums).all():
+        check_finite(check, name)
+    covered = np.zeros(n + 1, dtype=np.int64)
+    for s0 in (q_first + sel * hop - n_edge).tolist():
+        covered[min(max(s0, 0), n)] += 1
+        covered[min(max(s0 + size, 0), n)] -= 1
+    gaps = np.flatnonzero(np.cumsum(covered[:n]) == 0)
+    if gaps.size and not np.isfinite(rows[:, gaps]).all():
+        check_finite(check, name)
+
+
+def _fir_key(sfreq: float, l_freq: float | None, h_freq: float | None) -> tuple:
+    key = (float(sfreq), None if l_freq is None else float(l_freq), None if h_freq is None else float(h_freq))
+    _mne_fir_design(*key)  # validates the band
+    return key
+
+
+def _work_dtype(arr: np.ndarray, dtype: str | None) -> np.dtype:
+    if dtype is None:
+        return arr.dtype
+    if dtype not in ("float32", "float64"):
+        raise ValueError(f"dtype must be None, 'float32' or 'float64', got {dtype!r}")
+    return np.dtype(dtype)
+
+
+def fir_filter(
+    x: np.ndarray, sfreq: float, l_freq: float | None, h_freq: float | None, dtype: str | None = None
+) -> np.ndarray:
     """Zero-phase FIR filter equal to ``mne.filter.filter_data(x, sfreq, l_freq, h_freq)`` with its defaults.
 
     Args:
@@ -302,62 +485,70 @@ def fir_filter(x: np.ndarray, sfreq: float, l_freq: float | None, h_freq: float 
         sfreq: sampling rate in Hz.
         l_freq: lower pass-band edge in Hz (``None`` for a low-pass).
         h_freq: upper pass-band edge in Hz (``None`` for a high-pass).
+        dtype: ``None`` (compute and return in ``x``'s dtype), ``"float32"`` or ``"float64"``. float32 uses
+            float32 FFTs (about twice as fast; relative error ~1e-7 of the signal's scale).
 
     Returns:
-        Filtered array, same shape and dtype. float64 input is filtered in float64; float32 input with float32
-        FFTs (about twice as fast; relative error ~1e-7 of the signal's scale).
+        Filtered array, same shape as ``x``.
 
     Example:
         >>> import numpy as np
         >>> fir_filter(np.random.default_rng(0).standard_normal((64, 1600)), 160.0, 8.0, 30.0).shape
         (64, 1600)
     """
-    arr, rows = _rows(x)
-    key = (float(sfreq), None if l_freq is None else float(l_freq), None if h_freq is None else float(h_freq))
-    h = _mne_fir_design(*key)
-    n = arr.shape[-1]
-    n_h = h.size
-    # MNE: reflect_limited padding of min(n_h, n) - 1 samples per side, then linear convolution with the taps and
-    # a delay compensation of (n_h - 1) // 2. Here: overlap-save with MNE's FFT length, all segments of a block
-    # of rows in one batched torch FFT (segments of a few rows stay in cache; one long FFT per channel did not).
-    n_edge = max(min(n_h, n) - 1, 0)
-    n_x = n + 2 * n_edge
-    size = _ols_fft_size(n_x, n_h)
-    hop = size - n_h + 1  # outputs per segment
-    shift = (n_h - 1) // 2 + n_edge  # output sample j is sample j + shift of the full convolution
-    n_seg = -(-n // hop)
-    # lead: zeros before the padded signal. Segment s starts at shift + s hop of ext and gives output samples
-    # [s hop, (s+1) hop) (full-convolution samples shifted by the delay), so it is copied straight into place.
-    lead = n_h - 1
-    width = max(n_seg * hop + shift + lead, lead + n_x)
-    dtype = arr.dtype
-    spec_h = _fir_spectrum(*key, size)
-    if dtype == np.float32:
-        spec_h = spec_h.to(torch.complex64)
-    out = np.empty(rows.shape, dtype=dtype)
-    block = max(1, FIR_BLOCK_BYTES // (dtype.itemsize * n_seg * size))
-    ext = np.zeros((min(block, rows.shape[0]), width), dtype=dtype)
-    n_full, tail = divmod(n, hop)
-    with KERNEL_LOCK:
-        for c0 in range(0, rows.shape[0], block):
-            blk = rows[c0 : c0 + block]
-            k = blk.shape[0]
-            e = ext[:k]
-            e[:, lead + n_edge : lead + n_edge + n] = blk
-            e[:, lead : lead + n_edge] = 2.0 * blk[:, :1] - blk[:, n_edge:0:-1]
-            e[:, lead + n_edge + n : lead + n_x] = 2.0 * blk[:, -1:] - blk[:, -2 : -n_edge - 2 : -1]
-            # overlapping read-only use (writeable views keep torch.from_numpy quiet when no copy is made)
-            segs = np.lib.stride_tricks.as_strided(
-                e[:, shift:], (k, n_seg, size), (e.strides[0], hop * e.strides[1], e.strides[1])
-            )
-            spec = torch.fft.rfft(torch.from_numpy(np.ascontiguousarray(segs)), dim=-1)
-            spec *= spec_h
-            y = torch.fft.irfft(spec, n=size, dim=-1).numpy()
-            o = out[c0 : c0 + k]
-            dst = np.lib.stride_tricks.as_strided(
-                o, (k, n_full, hop), (o.strides[0], hop * o.strides[1], o.strides[1])
-            )
-            dst[...] = y[:, :n_full, lead:]
-            if tail:
-                o[:, n_full * hop :] = y[:, n_full, lead : lead + tail]
+    arr, rows = _rows(x, finite=False)
+    key = _fir_key(sfreq, l_freq, h_freq)
+    work = _work_dtype(arr, dtype)
+    out = np.empty(rows.shape, dtype=work)
+    _fir_apply(rows, key, work, arr, "x", out=out)
     return out.reshape(arr.shape)
+
+
+def fir_epochs(
+    data: np.ndarray,
+    sfreq: float,
+    l_freq: float | None,
+    h_freq: float | None,
+    events: np.ndarray,
+    tmin: float,
+    tmax: float,
+    event_id: int | list[int] | dict[str, int] | None = None,
+    baseline: tuple[float | None, float | None] | None = None,
+    on_outside: str = "raise",
+    return_events: bool = False,
+    dtype: str | None = None,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """Band-pass a recording and cut epochs in one pass: ``epochs_from_events(fir_filter(data, ...), ...)``.
+
+    The result equals filtering the whole recording (MNE's edge padding included) and then epoching, but the
+    filtered recording is never stored: the filtered segments of a few channels at a time (cache resident) are
+    copied straight into the epochs, and overlap-save segments that no epoch touches are not computed.
+
+    Args:
+        data: ``(C, T)`` float32/float64 recording.
+        sfreq, l_freq, h_freq: as in :func:`fir_filter`.
+        events, tmin, tmax, event_id, baseline, on_outside, return_events: as in
+            :func:`~sigattn.features.epochs_from_events`.
+        dtype: ``None`` (``data``'s dtype), ``"float32"`` or ``"float64"``: the dtype of the computation and of
+            the epochs (``"float32"`` on float64 data skips a separate conversion pass).
+
+    Returns:
+        ``(n_kept, C, T_epoch)`` epochs (and the kept ``(n_kept, 3)`` events).
+
+    Example:
+        >>> import numpy as np
+        >>> x = np.random.default_rng(0).standard_normal((8, 3200))
+        >>> fir_epochs(x, 160.0, 8.0, 30.0, np.array([[400, 0, 1], [1600, 0, 2]]), 0.0, 4.0).shape
+        (2, 8, 641)
+    """
+    from .epochs import _epoch_plan
+
+    arr = as_float_array(data, "data", ndims=(2,), finite=False)
+    key = _fir_key(sfreq, l_freq, h_freq)
+    work = _work_dtype(arr, dtype)
+    ev, starts, n_times, b0, b1 = _epoch_plan(
+        arr.shape[1], events, sfreq, tmin, tmax, event_id, baseline, on_outside
+    )
+    out = np.empty((len(ev), arr.shape[0], n_times), dtype=work)
+    _fir_apply(arr, key, work, arr, "data", epochs=(starts, n_times, b0, b1, out))
+    return (out, ev) if return_events else out
