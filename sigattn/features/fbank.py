@@ -8,9 +8,10 @@ power spectrum, sparse triangular mel banks (linear in mel, Nyquist bin weight 0
 Two Numba kernels do the framing and the mel step (serially, in the calling thread), on blocks of 512
 frames that stay in L2; the FFT between
 them is ``torch.fft.rfft`` on the block (Numba has no FFT; torch's is ~2x faster than ``scipy.fft`` here), and
-the log is numpy's SIMD float32 log over the whole output. Framing runs in float64 and stores float32 (or
+the log is numpy's SIMD log on each block of mel rows while they are in cache. Framing runs in float64 and stores float32 (or
 float64 with ``dtype="float64"``, an oracle mode); the sparse mel sums (each FFT bin lies in at most two
-triangles) run in the output dtype, eight frames side by side.
+triangles) run in the output dtype, eight frames side by side. The framing kernel also sums the samples it
+reads, so NaN/Inf input is found without a separate pass (samples after the last frame are checked apart).
 
 Input scale: Kaldi assumes int16-scale samples (|x| <= 32768), torchaudio and kaldi-native-fbank take what
 they are given. Features of a waveform in [-1, 1] equal those of the int16-scaled waveform minus
@@ -27,7 +28,7 @@ import numpy as np
 import torch
 from numba import njit
 
-from ._core import KERNEL_LOCK, as_float_array, torch_threads
+from ._core import KERNEL_LOCK, as_float_array, check_finite, torch_threads
 
 __all__ = ["FLT_EPSILON", "fbank", "fbank_batch", "frame_params", "mel_banks", "window_function"]
 
@@ -108,13 +109,15 @@ FAST = {"reassoc", "contract"}
 @njit(cache=True, fastmath=FAST)
 def _frames_range(x, starts, lengths, frame_utt, frame_idx, first_offset, shift, size, noise, dither, remove_dc,
                   preemph, window, raw_energy, need_energy, out, energy, f_begin, f_end):  # fmt: skip
-    """Frames [f_begin, f_end) into FFT-input rows: DC removal, pre-emphasis, window, zero padding (serial).
+    """Frames [f_begin, f_end) into FFT-input rows: DC removal, pre-emphasis, window (serial). Columns from
+    ``size`` on are not written: the caller zeroes the padding once. Returns the sum of every frame's samples,
+    non-finite when a sample read is NaN or Inf (the input check, fused into the read).
 
     Arithmetic is float64 (float32 pre-emphasis cancels ~5 bits and costs ~1e-4 in the lowest mel bins); the
     rows are stored in the output dtype. Serial code called per range vectorises (a prange body did not).
     """
-    padded = out.shape[1]
     buf = np.empty(size, dtype=x.dtype)
+    total = 0.0
     for f in range(f_begin, f_end):
         u = frame_utt[f]
         s0 = starts[u]
@@ -136,10 +139,10 @@ def _frames_range(x, starts, lengths, frame_utt, frame_idx, first_offset, shift,
                     buf[i] += dither * nz[i]
             xs = buf
         mean = 0.0
-        if remove_dc:
-            for i in range(size):
-                mean += xs[i]
-            mean = mean / size
+        for i in range(size):
+            mean += xs[i]
+        total += mean
+        mean = mean / size if remove_dc else 0.0
         if need_energy and raw_energy:
             e = 0.0
             for i in range(size):
@@ -157,8 +160,7 @@ def _frames_range(x, starts, lengths, frame_utt, frame_idx, first_offset, shift,
             for i in range(size):
                 e += np.float64(row[i]) * row[i]
             energy[f] = e
-        for i in range(size, padded):
-            row[i] = 0.0
+    return total
 
 
 # Kaldi triangles share edges: between centres c_{j-1} and c_j (segment j of the FFT bins, contiguous since the
@@ -321,13 +323,14 @@ def _check_waveform(w: object, name: str) -> np.ndarray:
         raise TypeError(
             f"{name} must be a numpy ndarray (use sigattn.features.Fbank for tensors), got a Tensor"
         )
-    return as_float_array(w, name, ndims=(1,), allow_int16=True)
+    return as_float_array(w, name, ndims=(1,), allow_int16=True, finite=False)
 
 
-def _run(waves, sample_rate, num_mel_bins, frame_length, frame_shift, dither, preemphasis_coefficient,
+def _run(waves, names, sample_rate, num_mel_bins, frame_length, frame_shift, dither, preemphasis_coefficient,
          remove_dc_offset, window_type, blackman_coeff, round_to_power_of_two, snip_edges, low_freq, high_freq,
          energy_floor, raw_energy, use_energy, htk_compat, use_log_fbank, use_power, subtract_mean, seed,
          dtype, bins_first):  # fmt: skip
+    """Features of ``waves`` (validated except for NaN/Inf, which the framing kernel checks as it reads)."""
     if sample_rate <= 0:
         raise ValueError(f"sample_rate must be > 0, got {sample_rate}")
     if dtype not in ("float32", "float64"):
@@ -362,15 +365,17 @@ def _run(waves, sample_rate, num_mel_bins, frame_length, frame_shift, dither, pr
     t_max = int(frames.max())
     shape = (len(waves), n_out, t_max) if bins_first else (len(waves), t_max, n_out)
     out = np.zeros(shape, dtype=ftype)
-    # Blocks of frames keep the frame matrix and its spectrum in cache (and avoid fresh pages per call).
+    # Blocks of frames keep the frame matrix and its spectrum in cache (and avoid fresh pages per call). The
+    # zero padding of the FFT input is written once here; the framing kernel writes the first `size` columns.
     chunk = min(total, CHUNK_FRAMES)
-    buf = np.empty((chunk, padded), dtype=ftype)
+    buf = np.zeros((chunk, padded), dtype=ftype)
     mel = np.empty((chunk, num_mel_bins), dtype=ftype)
     zero = ftype(0.0)
     eps = ftype(FLT_EPSILON) if use_log_fbank else ftype(-np.inf)
     need_energy = bool(use_energy)
     direct = len(waves) == 1 and not bins_first and energy_col < 0
     col0 = 1 if energy_col == 0 else 0
+    checksum = 0.0
     # Everything runs in the calling thread, the FFT on one torch thread. Measured on 2 cores (60 s of audio):
     # serial kernels + 1-thread FFT 13,650 audio-s/s; + 2-thread FFT 11,500; Numba prange kernels (workqueue)
     # + 1-thread FFT 5,500: waking worker threads for each ~0.4 ms block costs more than it saves, and two
@@ -380,21 +385,29 @@ def _run(waves, sample_rate, num_mel_bins, frame_length, frame_shift, dither, pr
             c1 = min(total, c0 + chunk)
             fb = buf[: c1 - c0]
             fu, fi = frame_utt[c0:c1], frame_idx[c0:c1]
-            _frames_range(flat, starts, lens, fu, fi, first_offset, shift, size,
-                          noise[c0:c1] if dither > 0 else noise, float(dither), bool(remove_dc_offset),
-                          float(preemphasis_coefficient), window, bool(raw_energy), need_energy, fb,
-                          energy[c0:c1], 0, c1 - c0)  # fmt: skip
+            checksum += _frames_range(flat, starts, lens, fu, fi, first_offset, shift, size,
+                                      noise[c0:c1] if dither > 0 else noise, float(dither),
+                                      bool(remove_dc_offset), float(preemphasis_coefficient), window,
+                                      bool(raw_energy), need_energy, fb, energy[c0:c1], 0, c1 - c0)  # fmt: skip
             # a fresh output tensor: rfft(out=...) copies through a temporary and is ~1.5x slower
             spec_ri = torch.fft.rfft(torch.from_numpy(fb), dim=-1).numpy().view(ftype)
             dst = out[0, c0:c1] if direct else mel[: c1 - c0]
             _mel_range(spec_ri, lo, seg_start, weights[dtype], bool(use_power), zero, eps, dst, 0, c1 - c0)
+            if use_log_fbank:
+                np.log(dst, out=dst)  # numpy's SIMD log, on rows still in cache
             if not direct:
-                _scatter_range(dst, energy[c0:c1], energy_col, energy_min, bool(use_log_fbank), col0,
+                # the energy column is always a log energy (Kaldi), floored at energy_floor
+                _scatter_range(dst, energy[c0:c1], energy_col, energy_min, False, col0,
                                bool(bins_first), fu, fi, out, 0, c1 - c0)  # fmt: skip
-    if use_log_fbank:
-        for b, nf in enumerate(frames):
-            item = out[b, :, :nf] if bins_first else out[b, :nf]
-            np.log(item, out=item)
+    if not math.isfinite(checksum):
+        for w, name in zip(waves, names):
+            check_finite(w, name)  # raises, naming the first NaN/Inf
+    # samples no frame reads (after the last frame with snip_edges) are checked on their own
+    if snip_edges:
+        for w, name, nf in zip(waves, names, frames):
+            tail = w[(int(nf) - 1) * shift + size :]
+            if tail.size and not np.isfinite(tail).all():
+                check_finite(w, name)
     if subtract_mean:
         for b, nf in enumerate(frames):
             item = out[b, :, :nf] if bins_first else out[b, :nf]
@@ -464,7 +477,7 @@ def fbank(
         (98, 80)
     """
     w = _check_waveform(waveform, "waveform")
-    out, _ = _run([w], sample_rate, num_mel_bins, frame_length, frame_shift, dither, preemphasis_coefficient,
+    out, _ = _run([w], ["waveform"], sample_rate, num_mel_bins, frame_length, frame_shift, dither, preemphasis_coefficient,
                   remove_dc_offset, window_type, blackman_coeff, round_to_power_of_two, snip_edges, low_freq,
                   high_freq, energy_floor, raw_energy, use_energy, htk_compat, use_log_fbank, use_power,
                   subtract_mean, seed, dtype, bins_first=False)  # fmt: skip
@@ -507,10 +520,12 @@ def fbank_batch(
             if len(lens) != arr.shape[0] or min(lens) < 0 or max(lens) > arr.shape[1]:
                 raise ValueError(f"lengths {lens} do not fit waveforms of shape {arr.shape}")
         waves = [arr[b, : lens[b]] for b in range(arr.shape[0])]
+        names = [f"waveforms[{b}]" for b in range(arr.shape[0])]
     elif isinstance(waveforms, (list, tuple)):
         if lengths is not None:
             raise ValueError("lengths must be None when waveforms is a list (each item has its own length)")
-        waves = [_check_waveform(w, f"waveforms[{i}]") for i, w in enumerate(waveforms)]
+        names = [f"waveforms[{i}]" for i in range(len(waveforms))]
+        waves = [_check_waveform(w, name) for w, name in zip(waveforms, names)]
     else:
         raise TypeError(
             f"waveforms must be a numpy array or a list of arrays, got {type(waveforms).__name__}"
@@ -526,4 +541,4 @@ def fbank_batch(
             f"fbank_batch got unknown keyword arguments {sorted(unknown)}; valid: {sorted(params)}"
         )
     params.update(kwargs)
-    return _run(waves, bins_first=True, **params)
+    return _run(waves, names, bins_first=True, **params)

@@ -224,3 +224,24 @@ def test_batch_masking_is_exact_property(lengths, snip, seed):
         np.testing.assert_allclose(feats[b, :, : n[b]], alone, atol=1e-6)
         assert not feats[b, :, n[b] :].any() and not tfeats[b, :, n[b] :].any()
         assert np.abs(tfeats[b, :, : n[b]].numpy() - alone).max() <= 1e-4
+
+
+@pytest.mark.parametrize(
+    "pos", [0, 8000, 15999, 16003]
+)  # first, middle, last framed sample, after the last frame
+def test_non_finite_named_wherever_it_is(pos):
+    x = np.random.default_rng(0).standard_normal(16005).astype(np.float32)
+    x[pos] = np.inf if pos % 2 else np.nan
+    with pytest.raises(
+        ValueError, match=rf"waveform contains a non-finite value \((nan|inf)\) at index {pos}$"
+    ):
+        fbank(x)
+    with pytest.raises(ValueError, match=rf"waveforms\[1\] contains a non-finite value .* at index {pos}$"):
+        fbank_batch([np.ones(3000, np.float32), x])
+
+
+def test_padding_beyond_lengths_is_not_data():
+    x = np.random.default_rng(0).standard_normal((2, 4000)).astype(np.float32)
+    x[1, 3000:] = np.nan  # padding of a 2-D batch, excluded by lengths
+    feats, n = fbank_batch(x, lengths=[4000, 3000])
+    np.testing.assert_allclose(feats[1, :, : n[1]].T, fbank(x[1, :3000]), rtol=0, atol=1e-5)
