@@ -5,13 +5,13 @@ Semantics and defaults follow Kaldi's ``compute-fbank-feats`` as ported by ``tor
 per frame is: dither, DC removal, raw log-energy, pre-emphasis, window, zero-pad to a power of two, real FFT,
 power spectrum, sparse triangular mel banks (linear in mel, Nyquist bin weight 0), log.
 
-Two Numba kernels do the framing and the mel step (serially, in the calling thread), on blocks of 512
-frames that stay in L2; the FFT between
-them is ``torch.fft.rfft`` on the block (Numba has no FFT; torch's is ~2x faster than ``scipy.fft`` here), and
-the log is numpy's SIMD log on each block of mel rows while they are in cache. Framing runs in float64 and stores float32 (or
-float64 with ``dtype="float64"``, an oracle mode); the sparse mel sums (each FFT bin lies in at most two
-triangles) run in the output dtype, eight frames side by side. The framing kernel also sums the samples it
-reads, so NaN/Inf input is found without a separate pass (samples after the last frame are checked apart).
+Two Numba kernels do the framing and the mel step (serially, in the calling thread), on blocks of 512 frames
+that stay in L2; the FFT between them is ``torch.fft.rfft`` on the block (Numba has no FFT; torch's is ~2x
+faster than ``scipy.fft`` here), and the log is numpy's SIMD log on each block of mel rows while they are in
+cache. Framing runs in float64 and stores float32 (or float64 with ``dtype="float64"``, an oracle mode); the
+sparse mel sums (each FFT bin lies in at most two triangles) run in the output dtype, eight frames side by
+side. The framing kernel also sums the samples it reads, so NaN/Inf input is found without a separate pass
+(samples after the last frame are checked apart).
 
 Input scale: Kaldi assumes int16-scale samples (|x| <= 32768), torchaudio and kaldi-native-fbank take what
 they are given. Features of a waveform in [-1, 1] equal those of the int16-scaled waveform minus
