@@ -140,7 +140,7 @@ def warmup() -> None:
     from .alignment import euclidean_alignment
     from .epochs import epochs_from_events
     from .fbank import fbank
-    from .filters import fir_filter, iir_filter
+    from .filters import fir_epochs, fir_filter, iir_filter
     from .resample import resample_poly
 
     rng = np.random.default_rng(0)
@@ -148,6 +148,7 @@ def warmup() -> None:
     x = rng.standard_normal((2, 400))
     iir_filter(x, 100.0, 8.0, 30.0)
     fir_filter(x, 100.0, 8.0, 30.0)
+    fir_epochs(x, 100.0, 8.0, 30.0, np.array([[100, 0, 1]]), 0.0, 0.5, dtype="float32")
     resample_poly(x, 2, 3)
     epochs_from_events(x, np.array([[100, 0, 1]]), 100.0, 0.0, 0.5)
     euclidean_alignment(rng.standard_normal((3, 2, 50)))
