@@ -17,7 +17,8 @@ Two branches read the same trial ``(B, C, T)``:
 
 The two pooled vectors are concatenated and classified by an MLP ``2D -> 64 -> 32 -> n_outputs``.
 ``branch_dropout > 0`` (off by default; not in the paper) zeroes one branch's vector per training sample
-at random, so that each branch alone must carry class information (see ``docs/eeg.md``).
+at random, so that each branch alone must carry class information, and ``electrode_embedding_std`` (1.0 =
+the paper's ``randn``) scales the initial electrode embeddings (see ``docs/eeg.md``).
 """
 
 from __future__ import annotations
@@ -167,6 +168,9 @@ class DBConformer(nn.Module):
         spatial_stride: stride of the per-electrode tokeniser (5).
         channel_attention: additive attention pooling over electrodes (True) or a plain mean (False).
         branch_dropout: probability of zeroing one branch's features per training sample (0 = the paper).
+        electrode_embedding_std: standard deviation of the initial per-electrode embeddings of the spatial
+            branch (1.0 = the paper's ``randn``; not in the paper when changed). With ``randn`` each embedding
+            has norm ~``sqrt(D)`` (6.3 for D = 40) against ~1 for the signal part of a token.
 
     Example:
         >>> m = DBConformer(n_chans=22, n_outputs=2, n_times=1001, sfreq=250)
@@ -198,6 +202,7 @@ class DBConformer(nn.Module):
         spatial_stride: int = 5,
         channel_attention: bool = True,
         branch_dropout: float = 0.0,
+        electrode_embedding_std: float = 1.0,
     ) -> None:
         super().__init__()
         n_chans, n_times, sfreq, ch_names = _resolve_signal_args(
@@ -211,6 +216,8 @@ class DBConformer(nn.Module):
             raise ValueError(f"patch_size={patch_size} must be in [1, n_times={n_times}]")
         if not 0.0 <= branch_dropout < 1.0:
             raise ValueError(f"branch_dropout must be in [0, 1), got {branch_dropout}")
+        if not electrode_embedding_std >= 0.0:
+            raise ValueError(f"electrode_embedding_std must be >= 0, got {electrode_embedding_std}")
         if temporal_kernel % 2 == 0:
             raise ValueError(f"temporal_kernel must be odd (same-length padding), got {temporal_kernel}")
         self.n_chans, self.n_outputs, self.n_times, self.sfreq = n_chans, n_outputs, n_times, sfreq
@@ -242,7 +249,11 @@ class DBConformer(nn.Module):
             nn.Flatten(),
             nn.Linear(spatial_filters, d),
         )
-        self.spatial_pos = nn.Parameter(torch.randn(1, n_chans, d))
+        # drawn in any case, so that the RNG stream (and every later init) does not depend on the std
+        spatial_pos = torch.randn(1, n_chans, d)
+        if electrode_embedding_std != 1.0:
+            spatial_pos = spatial_pos * electrode_embedding_std
+        self.spatial_pos = nn.Parameter(spatial_pos)
         self.spatial_encoder = nn.Sequential(
             *[ConformerBlock(d, n_heads, ffn_expansion, dropout) for _ in range(depth_spatial)]
         )

@@ -288,3 +288,29 @@ def test_branch_dropout_zeroes_exactly_one_branch_per_dropped_sample():
     torch.testing.assert_close(got[~zs, 40:], feats[~zs, 40:] / (1 - p / 2))
     m.eval()
     torch.testing.assert_close(_head_input(m, x), m.forward_features(x)[0], rtol=0, atol=0)
+
+
+def test_electrode_embedding_std_scales_only_the_spatial_embedding_init():
+    kw = dict(n_chans=6, n_outputs=3, n_times=96, sfreq=48)
+    torch.manual_seed(0)
+    ref = DBConformer(**kw)
+    torch.manual_seed(0)
+    same = DBConformer(**kw, electrode_embedding_std=1.0)
+    for (k, a), b in zip(ref.state_dict().items(), same.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=k)  # default = the paper's randn, bit for bit
+    for std in (0.1, 0.0):
+        torch.manual_seed(0)
+        m = DBConformer(**kw, electrode_embedding_std=std)
+        assert _count(m) == _count(ref)  # no parameter added or removed
+        for (k, a), b in zip(ref.state_dict().items(), m.state_dict().values(), strict=True):
+            want = a * std if k == "spatial_pos" else a  # same RNG stream: only the embedding differs
+            torch.testing.assert_close(b, want, rtol=0, atol=0, msg=k)
+        assert m.spatial_pos.requires_grad
+    zero = DBConformer(**kw, electrode_embedding_std=0.0)
+    assert torch.count_nonzero(zero.spatial_pos) == 0
+    x = torch.randn(4, 6, 96)
+    zero(x).sum().backward()  # zero-initialised embeddings still learn
+    assert zero.spatial_pos.grad is not None and zero.spatial_pos.grad.abs().sum() > 0
+    for bad in (-0.1, float("nan")):
+        with pytest.raises(ValueError, match="electrode_embedding_std"):
+            DBConformer(**kw, electrode_embedding_std=bad)
