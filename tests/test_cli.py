@@ -149,3 +149,17 @@ def test_bench_runs_repo_scripts(tmp_path, monkeypatch, capsys):
     assert main(["bench"]) == 1  # `other` fails
     with pytest.raises(SystemExit, match="unknown benchmark"):
         main(["bench", "--only", "nope"])
+
+
+def test_demo_strict_counts_acceptance_checks_only(tmp_path, monkeypatch):
+    import sigattn.train.demo as demo
+
+    def fake(checks):
+        result = {"domain": "eeg", "error": None, "checks": checks}
+        return lambda out, only, quick: (tmp_path / "report.md", [result])
+
+    monkeypatch.setattr(demo, "run_demo", fake({"accuracy": True, "(diagnostic) raw pool": False}))
+    assert main(["demo", "--strict", "--out", str(tmp_path)]) == 0
+    monkeypatch.setattr(demo, "run_demo", fake({"accuracy": False, "(diagnostic) raw pool": True}))
+    assert main(["demo", "--strict", "--out", str(tmp_path)]) == 1
+    assert main(["demo", "--out", str(tmp_path)]) == 0

@@ -13,7 +13,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["plot_curves", "metrics_table", "checks_table", "write_report"]
+__all__ = ["DIAGNOSTIC", "acceptance_checks", "plot_curves", "metrics_table", "checks_table", "write_report"]
+
+# A check whose name starts with this prefix is a diagnostic: reported (yes/no), never counted as a failure.
+DIAGNOSTIC = "(diagnostic)"
 
 
 def _num(v: Any) -> float:
@@ -76,10 +79,17 @@ def metrics_table(metrics: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def acceptance_checks(checks: dict[str, bool]) -> dict[str, bool]:
+    """The checks that decide pass/fail: all but the diagnostics (names starting with ``(diagnostic)``)."""
+    return {k: bool(v) for k, v in checks.items() if not k.startswith(DIAGNOSTIC)}
+
+
 def checks_table(checks: dict[str, bool]) -> str:
-    """Markdown table of acceptance checks with PASS/FAIL."""
+    """Markdown table of acceptance checks (PASS/FAIL) and diagnostics (yes/no, not counted)."""
     lines = ["| check | result |", "|---|---|"]
-    lines += [f"| {k} | {'PASS' if ok else 'FAIL'} |" for k, ok in checks.items()]
+    for k, ok in checks.items():
+        result = ("yes" if ok else "no") if k.startswith(DIAGNOSTIC) else ("PASS" if ok else "FAIL")
+        lines.append(f"| {k} | {result} |")
     return "\n".join(lines)
 
 

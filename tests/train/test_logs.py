@@ -35,6 +35,28 @@ def test_tables():
     assert "| run | steps | 3 |" in metrics_table({"steps": 3.0})
     t = checks_table({"a": True, "b": False})
     assert "| a | PASS |" in t and "| b | FAIL |" in t
+    d = checks_table({"(diagnostic) c": False, "(diagnostic) d": True})
+    assert "| (diagnostic) c | no |" in d and "| (diagnostic) d | yes |" in d and "FAIL" not in d
+
+
+def test_diagnostics_do_not_fail_a_demo(tmp_path):
+    from sigattn.train.demo import write_demo_report
+    from sigattn.train.report import acceptance_checks
+
+    checks = {"acc >= 90%": True, "(diagnostic) raw pool": False}
+    assert acceptance_checks(checks) == {"acc >= 90%": True}
+    res = {
+        "domain": "eeg",
+        "seconds": 1.0,
+        "error": None,
+        "run_dir": str(tmp_path),
+        "metrics": {},
+        "plots": [],
+    }
+    report = write_demo_report(tmp_path, [dict(res, checks=checks)]).read_text()
+    assert "| eeg | 1.0 | 1/1 | all pass |" in report and "| (diagnostic) raw pool | no |" in report
+    report = write_demo_report(tmp_path, [dict(res, checks={**checks, "attention": False})]).read_text()
+    assert "| eeg | 1.0 | 1/2 | some checks fail |" in report
 
 
 def test_csv_rewrite_is_atomic(tmp_path, monkeypatch):
