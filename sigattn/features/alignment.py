@@ -39,16 +39,27 @@ def _covariances(x: np.ndarray, covariance: str) -> np.ndarray:
 
 def _mean_covariance(x: np.ndarray, covariance: str) -> np.ndarray:
     """Float64 mean of the per-trial covariances, in cache-sized blocks of trials (torch/MKL batched products:
-    measured ~20% faster than NumPy's OpenBLAS here)."""
+    measured ~20% faster than NumPy's OpenBLAS here). Per-block sums are added in block order, so the result
+    does not depend on the thread count."""
     if covariance == "cov":
         return _covariances(x, covariance).mean(axis=0, dtype=np.float64)
     xt = _tensor(x)
-    total = torch.zeros((x.shape[1], x.shape[1]), dtype=torch.float64)
-    step = _block_trials(x)
-    for b0 in range(0, x.shape[0], step):
-        blk = xt[b0 : b0 + step]
-        total += torch.matmul(blk, blk.transpose(1, 2)).sum(dim=0, dtype=torch.float64)
-    return (total / x.shape[0]).numpy()
+    starts = list(range(0, x.shape[0], _block_trials(x)))
+    parts = torch.zeros((len(starts), x.shape[1], x.shape[1]), dtype=torch.float64)
+
+    def block(i: int, b0: int, b1: int) -> None:
+        blk = xt[b0:b1]
+        parts[i] = torch.matmul(blk, blk.transpose(1, 2)).sum(dim=0, dtype=torch.float64)
+
+    _over_blocks(x.shape[0], starts, block)
+    return (parts.sum(dim=0) / x.shape[0]).numpy()
+
+
+def _over_blocks(n: int, starts: list[int], fn) -> None:
+    """``fn(i, b0, b1)`` for the blocks of trials ``[starts[i], starts[i+1])``, in order. The products use
+    torch's intra-op threads (measured faster on 2 threads than Python threads over blocks)."""
+    for i, (b0, b1) in enumerate(zip(starts, [*starts[1:], n])):
+        fn(i, b0, b1)
 
 
 def _tensor(a: np.ndarray) -> torch.Tensor:
@@ -68,23 +79,28 @@ def _apply(r_inv: np.ndarray, x: np.ndarray, out: np.ndarray) -> np.ndarray:
     """``out[i] = r_inv @ x[i]`` in ``x``'s dtype; ``out`` may be ``x`` (in place, through a block buffer)."""
     w = torch.from_numpy(r_inv.astype(x.dtype))
     xt = _tensor(x)
-    if out is not x:
-        torch.matmul(w, xt, out=torch.from_numpy(out))
-        return out
+    ot = torch.from_numpy(out)
     step = _block_trials(x)
-    tmp = torch.empty((min(step, x.shape[0]), *x.shape[1:]), dtype=xt.dtype)
-    for b0 in range(0, x.shape[0], step):
-        blk = xt[b0 : b0 + step]
-        t = tmp[: blk.shape[0]]
-        torch.matmul(w, blk, out=t)
-        blk.copy_(t)
+    tmp = torch.empty((min(step, x.shape[0]), *x.shape[1:]), dtype=xt.dtype) if out is x else None
+
+    def block(i: int, b0: int, b1: int) -> None:
+        if tmp is None:
+            torch.matmul(w, xt[b0:b1], out=ot[b0:b1])
+            return
+        t = tmp[: b1 - b0]
+        torch.matmul(w, xt[b0:b1], out=t)
+        xt[b0:b1].copy_(t)
+
+    _over_blocks(x.shape[0], list(range(0, x.shape[0], step)), block)
     return out
 
 
 def inv_sqrtm(r: np.ndarray, what: str = "reference matrix") -> np.ndarray:
     """``R^{-1/2}`` of a symmetric positive definite matrix by eigendecomposition (float64)."""
     r = 0.5 * (r + r.T)
-    w, v = np.linalg.eigh(r)
+    # torch's LAPACK (MKL, torch's threads): NumPy's OpenBLAS would start its own spinning threads next to
+    # torch's (measured: the alignment 2.5x slower on 2 threads when the two alternate)
+    w, v = (t.numpy() for t in torch.linalg.eigh(torch.from_numpy(np.ascontiguousarray(r, dtype=np.float64))))
     if w[0] <= 1e-10 * max(w[-1], 0.0) or w[-1] <= 0:
         raise ValueError(
             f"{what} is not positive definite (eigenvalues {w[0]:.3g} .. {w[-1]:.3g}): trials have fewer "
