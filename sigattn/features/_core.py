@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
@@ -26,6 +27,7 @@ __all__ = [
     "check_finite",
     "set_num_threads",
     "torch_threads",
+    "thread_pool",
     "threading_layer",
     "warmup",
     "worker_init_fn",
@@ -35,6 +37,24 @@ if not os.environ.get("NUMBA_THREADING_LAYER") and numba.config.THREADING_LAYER 
     numba.config.THREADING_LAYER = "workqueue"
 
 KERNEL_LOCK = threading.RLock()
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_KEY: tuple[int, int] | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def thread_pool(n: int) -> ThreadPoolExecutor:
+    """A persistent pool of ``n`` Python threads for kernels that release the GIL (FIR row ranges, fbank frame
+    ranges). Persistent because new threads are expensive here: a fresh pool per call made 60 s of fbank 2.3x
+    slower (5.5 vs 2.4 ms), MKL and OpenMP setting up per-thread state each time. A forked child (DataLoader
+    worker) gets a new pool: the parent's threads do not exist there."""
+    global _POOL, _POOL_KEY
+    key = (os.getpid(), int(n))
+    with _POOL_LOCK:
+        if _POOL is None or key != _POOL_KEY:
+            _POOL = ThreadPoolExecutor(int(n), thread_name_prefix="sigattn-features")
+            _POOL_KEY = key
+        return _POOL
 
 
 @contextlib.contextmanager

@@ -17,7 +17,7 @@ import warnings
 import numpy as np
 import torch
 
-from ._core import as_float_array
+from ._core import as_float_array, check_finite
 
 __all__ = ["OnlineEuclideanAlignment", "euclidean_alignment", "inv_sqrtm"]
 
@@ -130,10 +130,16 @@ def euclidean_alignment(
         >>> bool(np.allclose(np.mean(xa @ xa.transpose(0, 2, 1), axis=0), np.eye(8)))
         True
     """
-    arr = as_float_array(x, "x", ndims=(3,))
+    arr = as_float_array(x, "x", ndims=(3,), finite=False)
     if inplace and arr is not x:
         raise ValueError("inplace=True needs a C-contiguous float32/float64 numpy array x")
-    r_inv = inv_sqrtm(_mean_covariance(arr, covariance))
+    r = _mean_covariance(arr, covariance)
+    # NaN/Inf check fused into the covariance: its diagonal sums every squared sample, so a finite R means
+    # finite trials; otherwise name the first bad sample (or report the overflow)
+    if not np.isfinite(r).all():
+        check_finite(arr, "x")
+        raise ValueError("x: the trials' covariance overflows (values too large); rescale the data")
+    r_inv = inv_sqrtm(r)
     out = arr if inplace else np.empty_like(arr)
     return _apply(r_inv, arr, out), r_inv
 

@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import functools
 import math
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
 from numba import njit, prange
 
-from ._core import KERNEL_LOCK, as_float_array, check_finite, torch_threads
+from ._core import KERNEL_LOCK, as_float_array, check_finite, thread_pool, torch_threads
 
 __all__ = [
     "butter_sos",
@@ -447,8 +446,8 @@ def _fir_apply(rows: np.ndarray, key: tuple, dtype: np.dtype, check: np.ndarray,
         # Row ranges on Python threads (the kernels release the GIL, the FFTs run on one torch thread each):
         # measured faster than torch's intra-op threads on the small batched FFTs.
         bounds = np.linspace(0, n_rows, n_threads + 1).astype(int)
-        with torch_threads(1), ThreadPoolExecutor(n_threads) as pool:
-            list(pool.map(run, bounds[:-1], bounds[1:]))
+        with torch_threads(1):
+            list(thread_pool(n_threads).map(run, bounds[:-1], bounds[1:]))
     # NaN/Inf check of the samples read (the sums) and of any the selected segments did not read
     if not np.isfinite(sums).all():
         check_finite(check, name)

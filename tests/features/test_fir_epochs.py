@@ -111,3 +111,13 @@ def test_alignment_inplace_and_float32_match_formula(dtype):
     np.testing.assert_array_equal(y, out)
     with pytest.raises(ValueError, match="inplace"):
         euclidean_alignment(np.asfortranarray(x), inplace=True)
+
+
+def test_alignment_names_non_finite_trials_and_overflow():
+    x = np.random.default_rng(2).standard_normal((5, 3, 50))
+    x[3, 1, 7] = np.nan
+    with pytest.raises(ValueError, match=r"non-finite value \(nan\) at index \(3, 1, 7\)"):
+        euclidean_alignment(x)
+    x[3, 1, 7] = 1e200  # finite, but its square overflows
+    with pytest.raises(ValueError, match="overflows"):
+        euclidean_alignment(x)
