@@ -126,7 +126,7 @@ def bench_fbank(seconds: float, repeats: int, threads: list[int]) -> tuple[str, 
         sweep.append([b, seconds / t_fb, seconds / t_fft, t_fft / t_fb])
     fbank_module.CHUNK_FRAMES = block
     md += (
-        f"\n\nBlock size sweep (one thread; sigattn uses {block} frames: 1 MiB of FFT input, L2-resident):\n\n"
+        f"\n\nBlock size sweep (one thread; sigattn uses {block} frames):\n\n"
         + markdown_table(
             ["frames per block", "fbank audio-s/s", "FFT-only audio-s/s, same blocks", "fbank / FFT-only"],
             sweep,

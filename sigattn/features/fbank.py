@@ -5,7 +5,7 @@ Semantics and defaults follow Kaldi's ``compute-fbank-feats`` as ported by ``tor
 per frame is: dither, DC removal, raw log-energy, pre-emphasis, window, zero-pad to a power of two, real FFT,
 power spectrum, sparse triangular mel banks (linear in mel, Nyquist bin weight 0), log.
 
-Two Numba kernels do the framing and the mel step (serially, in the calling thread), on blocks of 512 frames
+Two Numba kernels do the framing and the mel step (serially, in the calling thread), on blocks of 256 frames
 that stay in L2; the FFT between them is ``torch.fft.rfft`` on the block (Numba has no FFT; torch's is ~2x
 faster than ``scipy.fft`` here), and the log is numpy's SIMD log on each block of mel rows while they are in
 cache. Framing runs in float64 and stores float32 (or float64 with ``dtype="float64"``, an oracle mode); the
@@ -33,7 +33,7 @@ from ._core import KERNEL_LOCK, as_float_array, check_finite, torch_threads
 __all__ = ["FLT_EPSILON", "fbank", "fbank_batch", "frame_params", "mel_banks", "window_function"]
 
 FLT_EPSILON = 1.1920928955078125e-07
-CHUNK_FRAMES = 512
+CHUNK_FRAMES = 256  # frames per block (FFT input 512 KiB): 2-6% faster than 512 in the benchmark sweep
 WINDOWS = ("povey", "hanning", "hamming", "rectangular", "blackman")
 
 
