@@ -125,12 +125,9 @@ def bench_fbank(seconds: float, repeats: int, threads: list[int]) -> tuple[str, 
         )
         sweep.append([b, seconds / t_fb, seconds / t_fft, t_fft / t_fb])
     fbank_module.CHUNK_FRAMES = block
-    md += (
-        f"\n\nBlock size sweep (one thread; sigattn uses {block} frames):\n\n"
-        + markdown_table(
-            ["frames per block", "fbank audio-s/s", "FFT-only audio-s/s, same blocks", "fbank / FFT-only"],
-            sweep,
-        )
+    md += f"\n\nBlock size sweep (one thread; sigattn uses {block} frames):\n\n" + markdown_table(
+        ["frames per block", "fbank audio-s/s", "FFT-only audio-s/s, same blocks", "fbank / FFT-only"],
+        sweep,
     )
     key = "sigattn fbank (Numba + torch.fft)"
     summary = {
