@@ -525,9 +525,16 @@ def fir_epochs(
 
     Args:
         data: ``(C, T)`` float32/float64 recording.
-        sfreq, l_freq, h_freq: as in :func:`fir_filter`.
-        events, tmin, tmax, event_id, baseline, on_outside, return_events: as in
-            :func:`~sigattn.features.epochs_from_events`.
+        sfreq: sampling rate in Hz.
+        l_freq: lower pass-band edge in Hz (``None`` for a low-pass).
+        h_freq: upper pass-band edge in Hz (``None`` for a high-pass).
+        events: ``(n, 3)`` integer array ``[sample, previous, code]`` (MNE layout).
+        tmin: epoch start in seconds relative to the event (included).
+        tmax: epoch end in seconds relative to the event (included).
+        event_id: keep only these codes (an int, a list, or MNE's ``{name: code}`` dict); ``None`` keeps all.
+        baseline: ``(a, b)`` seconds, either may be ``None``; ``None`` applies no baseline correction.
+        on_outside: ``"raise"`` for epochs extending beyond the data, or ``"drop"`` (warns with the count).
+        return_events: also return the events kept.
         dtype: ``None`` (``data``'s dtype), ``"float32"`` or ``"float64"``: the dtype of the computation and of
             the epochs (``"float32"`` on float64 data skips a separate conversion pass).
 
