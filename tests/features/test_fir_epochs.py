@@ -121,3 +121,21 @@ def test_alignment_names_non_finite_trials_and_overflow():
     x[3, 1, 7] = 1e200  # finite, but its square overflows
     with pytest.raises(ValueError, match="overflows"):
         euclidean_alignment(x)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_alignment_threads_give_identical_results(dtype):
+    x = np.random.default_rng(4).standard_normal((60, 8, 3000)).astype(dtype)  # ~44 blocks of trials
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one, r_one = euclidean_alignment(x)
+        torch.set_num_threads(2)
+        two, r_two = euclidean_alignment(x)
+        y = x.copy()
+        euclidean_alignment(y, inplace=True)
+    finally:
+        torch.set_num_threads(before)
+    np.testing.assert_array_equal(r_one, r_two)
+    np.testing.assert_array_equal(one, two)
+    np.testing.assert_array_equal(y, one)
