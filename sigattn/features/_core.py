@@ -43,6 +43,16 @@ _POOL_KEY: tuple[int, int] | None = None
 _POOL_LOCK = threading.Lock()
 
 
+def _forget_pool_in_child() -> None:
+    """After ``fork``: the parent's pool threads do not exist in the child, and its lock may be held."""
+    global _POOL, _POOL_KEY, _POOL_LOCK
+    _POOL, _POOL_KEY, _POOL_LOCK = None, None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_in_child)
+
+
 def thread_pool(n: int) -> ThreadPoolExecutor:
     """A persistent pool of ``n`` Python threads for kernels that release the GIL (FIR row ranges, fbank frame
     ranges). Persistent because new threads are expensive here: a fresh pool per call made 60 s of fbank 2.3x

@@ -60,3 +60,26 @@ def test_concurrent_calls_from_threads():
     for (f, e), (fr, er) in zip(got, expected):
         torch.testing.assert_close(f, fr)
         torch.testing.assert_close(e, er)
+
+
+def _pool_in_child(queue) -> None:
+    from sigattn.features._core import thread_pool
+
+    pool = thread_pool(2)
+    queue.put(sorted(pool.map(lambda v: v * v, range(4))))
+
+
+@pytest.mark.skipif("fork" not in mp.get_all_start_methods(), reason="no fork start method on this platform")
+def test_thread_pool_is_recreated_in_a_forked_child():
+    """The parent's pool threads do not exist after fork: a child must get a new pool, not hang on the old one."""
+    from sigattn.features._core import thread_pool
+
+    parent_pool = thread_pool(2)
+    assert sorted(parent_pool.map(lambda v: v + 1, range(3))) == [1, 2, 3]
+    ctx = mp.get_context("fork")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_pool_in_child, args=(queue,))
+    proc.start()
+    squares = queue.get(timeout=60)  # the parent's pool would never run the tasks: its threads are gone
+    proc.join(timeout=60)
+    assert proc.exitcode == 0 and squares == [0, 1, 4, 9]
