@@ -142,8 +142,8 @@ def euclidean_alignment(
         True
     """
     arr = as_float_array(x, "x", ndims=(3,), finite=False)
-    if inplace and arr is not x:
-        raise ValueError("inplace=True needs a C-contiguous float32/float64 numpy array x")
+    if inplace and (arr is not x or not x.flags.writeable):
+        raise ValueError("inplace=True needs a writeable C-contiguous float32/float64 numpy array x")
     r = _mean_covariance(arr, covariance)
     # NaN/Inf check fused into the covariance: its diagonal sums every squared sample, so a finite R means
     # finite trials; otherwise name the first bad sample (or report the overflow)

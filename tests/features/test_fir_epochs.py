@@ -139,3 +139,12 @@ def test_alignment_threads_give_identical_results(dtype):
     np.testing.assert_array_equal(r_one, r_two)
     np.testing.assert_array_equal(one, two)
     np.testing.assert_array_equal(y, one)
+
+
+def test_alignment_inplace_refuses_read_only_trials():
+    x = np.random.default_rng(5).standard_normal((4, 3, 50))
+    x.setflags(write=False)
+    before = x.copy()
+    with pytest.raises(ValueError, match="inplace"):
+        euclidean_alignment(x, inplace=True)
+    np.testing.assert_array_equal(x, before)
