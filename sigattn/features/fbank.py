@@ -402,12 +402,12 @@ def _run(waves, names, sample_rate, num_mel_bins, frame_length, frame_shift, dit
     if not math.isfinite(checksum):
         for w, name in zip(waves, names):
             check_finite(w, name)  # raises, naming the first NaN/Inf
-    # samples no frame reads (after the last frame with snip_edges) are checked on their own
-    if snip_edges:
-        for w, name, nf in zip(waves, names, frames):
-            tail = w[(int(nf) - 1) * shift + size :]
-            if tail.size and not np.isfinite(tail).all():
-                check_finite(w, name)
+    # samples no frame reads are checked on their own: after the last frame, and all of them when frames leave
+    # gaps (frame_shift > frame_length; then centred frames also skip the first samples)
+    for w, name, nf in zip(waves, names, frames):
+        tail = w if shift > size else w[max((int(nf) - 1) * shift + first_offset + size, 0) :]
+        if tail.size and not np.isfinite(tail).all():
+            check_finite(w, name)
     if subtract_mean:
         for b, nf in enumerate(frames):
             item = out[b, :, :nf] if bins_first else out[b, :nf]

@@ -245,3 +245,19 @@ def test_padding_beyond_lengths_is_not_data():
     x[1, 3000:] = np.nan  # padding of a 2-D batch, excluded by lengths
     feats, n = fbank_batch(x, lengths=[4000, 3000])
     np.testing.assert_allclose(feats[1, :, : n[1]].T, fbank(x[1, :3000]), rtol=0, atol=1e-5)
+
+
+# after the last centred frame; between frames (frame_shift > frame_length); before the first centred frame
+@pytest.mark.parametrize(
+    ("n", "pos", "kwargs"),
+    [
+        (641, 640, {"frame_length": 10.0, "frame_shift": 10.0, "snip_edges": False}),
+        (16000, 300, {"frame_length": 10.0, "frame_shift": 25.0}),
+        (16000, 0, {"frame_length": 10.0, "frame_shift": 25.0, "snip_edges": False}),
+    ],
+)
+def test_non_finite_in_samples_no_frame_reads(n, pos, kwargs):
+    x = np.random.default_rng(0).standard_normal(n).astype(np.float32)
+    x[pos] = np.nan
+    with pytest.raises(ValueError, match=rf"waveform contains a non-finite value \(nan\) at index {pos}$"):
+        fbank(x, **kwargs)
