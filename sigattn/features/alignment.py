@@ -142,6 +142,8 @@ def euclidean_alignment(
         True
     """
     arr = as_float_array(x, "x", ndims=(3,), finite=False)
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ValueError(f"x must hold at least one trial and one channel, got shape {tuple(arr.shape)}")
     if inplace and (arr is not x or not x.flags.writeable):
         raise ValueError("inplace=True needs a writeable C-contiguous float32/float64 numpy array x")
     r = _mean_covariance(arr, covariance)

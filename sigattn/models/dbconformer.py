@@ -216,8 +216,10 @@ class DBConformer(nn.Module):
             raise ValueError(f"patch_size={patch_size} must be in [1, n_times={n_times}]")
         if not 0.0 <= branch_dropout < 1.0:
             raise ValueError(f"branch_dropout must be in [0, 1), got {branch_dropout}")
-        if not electrode_embedding_std >= 0.0:
-            raise ValueError(f"electrode_embedding_std must be >= 0, got {electrode_embedding_std}")
+        if not (electrode_embedding_std >= 0.0 and math.isfinite(electrode_embedding_std)):
+            raise ValueError(
+                f"electrode_embedding_std must be finite and >= 0, got {electrode_embedding_std}"
+            )
         if temporal_kernel % 2 == 0:
             raise ValueError(f"temporal_kernel must be odd (same-length padding), got {temporal_kernel}")
         self.n_chans, self.n_outputs, self.n_times, self.sfreq = n_chans, n_outputs, n_times, sfreq

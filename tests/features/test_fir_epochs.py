@@ -148,3 +148,8 @@ def test_alignment_inplace_refuses_read_only_trials():
     with pytest.raises(ValueError, match="inplace"):
         euclidean_alignment(x, inplace=True)
     np.testing.assert_array_equal(x, before)
+
+
+def test_alignment_of_no_trials_is_a_clear_error():
+    with pytest.raises(ValueError, match="at least one trial"):
+        euclidean_alignment(np.zeros((0, 4, 100)))

@@ -311,6 +311,6 @@ def test_electrode_embedding_std_scales_only_the_spatial_embedding_init():
     x = torch.randn(4, 6, 96)
     zero(x).sum().backward()  # zero-initialised embeddings still learn
     assert zero.spatial_pos.grad is not None and zero.spatial_pos.grad.abs().sum() > 0
-    for bad in (-0.1, float("nan")):
+    for bad in (-0.1, float("nan"), float("inf")):
         with pytest.raises(ValueError, match="electrode_embedding_std"):
             DBConformer(**kw, electrode_embedding_std=bad)
