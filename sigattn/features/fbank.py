@@ -498,7 +498,8 @@ def fbank_batch(
 
     Returns:
         ``(feats (B, bins, T_max) zero padded, frame_lengths (B,) int64)``; ``feats[b, :, :frame_lengths[b]]``
-        equals ``fbank(item_b).T``.
+        equals ``fbank(item_b).T`` (with ``subtract_mean``, to float rounding: the mean is summed along the
+        other axis).
 
     Example:
         >>> import numpy as np
