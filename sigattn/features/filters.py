@@ -448,9 +448,12 @@ def _fir_apply(rows: np.ndarray, key: tuple, dtype: np.dtype, check: np.ndarray,
         bounds = np.linspace(0, n_rows, n_threads + 1).astype(int)
         with torch_threads(1):
             list(thread_pool(n_threads).map(run, bounds[:-1], bounds[1:]))
-    # NaN/Inf check of the samples read (the sums) and of any the selected segments did not read
+    # NaN/Inf check of the samples read (the sums) and of any the selected segments did not read (only when
+    # segments were skipped: all segments together read every sample)
     if not np.isfinite(sums).all():
         check_finite(check, name)
+    if sel.size == n_seg:
+        return
     covered = np.zeros(n + 1, dtype=np.int64)
     for s0 in (q_first + sel * hop - n_edge).tolist():
         covered[min(max(s0, 0), n)] += 1
