@@ -327,6 +327,37 @@ class CropDataset(Dataset):
         self.epoch_size = int(epoch_size or len(self.sources))
         self.cmn, self.resample = cmn, resample
         self.epoch = 0
+        if short == "reject":
+            self._reject_short_up_front()
+
+    def _reject_short_up_front(self) -> None:
+        """``short="reject"``: fail at construction, naming the first clip shorter than a crop, rather than when
+        a worker first draws it (file lengths come from the headers, at the model rate after resampling)."""
+        import soundfile as sf
+
+        too_short = []
+        for j, s in enumerate(self.sources):
+            if isinstance(s, (str, Path)):
+                if not Path(s).is_file():
+                    raise FileNotFoundError(f"audio file not found: {s}")
+                try:
+                    info = sf.info(str(s))
+                except Exception as e:  # damaged header: same wording as load_audio
+                    raise ValueError(f"cannot read audio file {s}: {e}") from e
+                n = -(
+                    -info.frames * self.sample_rate // int(info.samplerate)
+                )  # resample_poly's output length
+            else:
+                n = np.asarray(s).shape[-1]
+            if n < self.crop:
+                too_short.append((j, n))
+        if too_short:
+            j, n = too_short[0]
+            name = str(self.sources[j]) if isinstance(self.sources[j], (str, Path)) else f"source {j}"
+            raise ValueError(
+                f"{len(too_short)} training clips are shorter than the {self.crop}-sample crop (short='reject'), "
+                f"e.g. {name} ({n} samples)"
+            )
 
     def set_epoch(self, epoch: int) -> None:
         """Change the random crops (called by the engine when available)."""

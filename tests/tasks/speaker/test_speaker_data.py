@@ -129,3 +129,24 @@ def test_kaldi_errors_name_the_line_of_wav_scp(tmp_path):
     scp.write_text("\n\na a.wav\nc c.wav\n")
     with pytest.raises(ValueError, match=r"wav.scp:4: utterance 'c' has no speaker"):
         manifest_from_kaldi(scp, u2s)
+
+
+def test_crop_dataset_rejects_short_clips_up_front(tmp_path):
+    from sigattn.tasks.speaker.data import CropDataset
+
+    sf.write(tmp_path / "long.wav", np.zeros(20000, dtype=np.float32), 16000)
+    sf.write(tmp_path / "short8k.wav", np.zeros(7000, dtype=np.float32), 8000)  # 14,000 samples at 16 kHz
+    sf.write(tmp_path / "ok8k.wav", np.zeros(8000, dtype=np.float32), 8000)  # exactly 16,000 at 16 kHz
+    files = [str(tmp_path / n) for n in ("long.wav", "ok8k.wav", "short8k.wav")]
+    with pytest.raises(
+        ValueError, match=r"1 training clips are shorter .* e\.g\. .*short8k\.wav \(14000 samples\)"
+    ):
+        CropDataset(files, [0, 1, 2], crop_seconds=1.0, short="reject")  # at construction, nothing drawn yet
+    CropDataset(files[:2], [0, 1], crop_seconds=1.0, short="reject")  # long enough after resampling
+    CropDataset(files, [0, 1, 2], crop_seconds=1.0, short="repeat")  # other policies do not read headers
+    with pytest.raises(ValueError, match=r"2 training clips .* e\.g\. source 0 \(100 samples\)"):
+        CropDataset(
+            [np.zeros(100), np.zeros(16000), np.zeros(5)], [0, 1, 2], crop_seconds=1.0, short="reject"
+        )
+    with pytest.raises(FileNotFoundError, match="gone.wav"):
+        CropDataset([str(tmp_path / "gone.wav")], [0], short="reject")
