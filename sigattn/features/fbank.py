@@ -5,13 +5,16 @@ Semantics and defaults follow Kaldi's ``compute-fbank-feats`` as ported by ``tor
 per frame is: dither, DC removal, raw log-energy, pre-emphasis, window, zero-pad to a power of two, real FFT,
 power spectrum, sparse triangular mel banks (linear in mel, Nyquist bin weight 0), log.
 
-Two Numba kernels do the framing and the mel step (serially, in the calling thread), on blocks of 256 frames
-that stay in L2; the FFT between them is ``torch.fft.rfft`` on the block (Numba has no FFT; torch's is ~2x
-faster than ``scipy.fft`` here), and the log is numpy's SIMD log on each block of mel rows while they are in
-cache. Framing runs in float64 and stores float32 (or float64 with ``dtype="float64"``, an oracle mode); the
-sparse mel sums (each FFT bin lies in at most two triangles) run in the output dtype, eight frames side by
-side. The framing kernel also sums the samples it reads, so NaN/Inf input is found without a separate pass
-(samples after the last frame are checked apart).
+Power-of-two FFT sizes (the default ``round_to_power_of_two``, from 32 to 2048 padded samples: 25 ms frames
+at 8 to 48 kHz) run one fused Numba kernel (:mod:`._lanes`): 16 frames at a time, SIMD across frames, from the
+waveform to the mel energies, with its own radix-4 FFT, in chunks of 1024 frames (numpy's SIMD log runs on each
+chunk while it is in cache; chunks are spread over ``numba.get_num_threads()`` Python threads, with results
+identical for any count). Framing is float64; the FFT, power and mel sums run in the output dtype (float32, or
+float64 with ``dtype="float64"``, an oracle mode). The torch module :class:`~sigattn.features.Fbank` runs the
+same FFT with the same operations in the same order, so both give the same spectrum bit for bit. Other sizes run
+the block path: a framing kernel, ``torch.fft.rfft`` on blocks of 256 frames, a mel kernel, serially. Both paths
+sum the samples they read, so NaN/Inf input is found without a separate pass (samples no frame reads are checked
+apart).
 
 Input scale: Kaldi assumes int16-scale samples (|x| <= 32768), torchaudio and kaldi-native-fbank take what
 they are given. Features of a waveform in [-1, 1] equal those of the int16-scaled waveform minus
@@ -24,16 +27,20 @@ import functools
 import inspect
 import math
 
+import numba
 import numpy as np
 import torch
 from numba import njit
 
-from ._core import KERNEL_LOCK, as_float_array, check_finite, torch_threads
+from . import _lanes
+from ._core import KERNEL_LOCK, as_float_array, check_finite, thread_pool, torch_threads
+from ._lanes import FAST_N, LANES, lane_plan
 
 __all__ = ["FLT_EPSILON", "fbank", "fbank_batch", "frame_params", "mel_banks", "window_function"]
 
 FLT_EPSILON = 1.1920928955078125e-07
 CHUNK_FRAMES = 256  # frames per block (FFT input 512 KiB): 2-6% faster than 512 in the benchmark sweep
+LANES_CHUNK = 128  # 16-frame groups per lanes-kernel call (2048 frames): the log runs per chunk, in cache
 WINDOWS = ("povey", "hanning", "hamming", "rectangular", "blackman")
 
 
@@ -288,7 +295,7 @@ def _scatter_range(mel, energy, energy_col, energy_min, use_log, col0, bins_firs
 
 
 def _segments(num_bins: int, padded: int, sample_rate: float, low_freq: float, high_freq: float):
-    """Per FFT bin in [lo, hi): its triangle segment and rising weight (same edges as :func:`mel_banks`)."""
+    """Per FFT bin in [lo, hi): its triangle segment and weights (rising, falling, u; as :func:`mel_banks`)."""
     dense = mel_banks(num_bins, padded, sample_rate, low_freq, high_freq)  # validates the edges
     high = high_freq + 0.5 * sample_rate if high_freq <= 0.0 else high_freq
     mel_low, mel_high = _mel(low_freq), _mel(high)
@@ -299,9 +306,18 @@ def _segments(num_bins: int, padded: int, sample_rate: float, low_freq: float, h
     nz = np.flatnonzero(inside)
     lo, hi = int(nz[0]), int(nz[-1]) + 1
     seg = np.clip(np.floor(pos[lo:hi]).astype(np.int64), 0, num_bins)
-    up_w = pos[lo:hi] - seg
     assert dense[:, hi:].max(initial=0.0) == 0.0 and dense[:, :lo].max(initial=0.0) == 0.0
-    return lo, hi, seg, up_w
+    # rows: rising into mel `seg` and falling into mel `seg - 1`, read from the dense banks (the sparse sums
+    # then use the very numbers of the torch module's dense matrix), and u = the rising weight extended past
+    # the last centre (the blocks kernel takes the falling weight as 1 - u)
+    k = np.arange(lo, hi)
+    up = np.where(seg < num_bins, dense[np.minimum(seg, num_bins - 1), k], 0.0)
+    down = np.where(seg >= 1, dense[np.maximum(seg - 1, 0), k], 0.0)
+    u = pos[lo:hi] - seg
+    assert np.allclose(up[seg < num_bins], u[seg < num_bins]) and np.allclose(
+        down[seg >= 1], 1.0 - u[seg >= 1]
+    )
+    return lo, hi, seg, np.stack([up, down, u])
 
 
 @functools.lru_cache(maxsize=32)
@@ -309,10 +325,10 @@ def _design(sample_rate, frame_length, frame_shift, round_to_power_of_two, windo
             num_mel_bins, low_freq, high_freq):  # fmt: skip
     size, shift, padded = frame_params(sample_rate, frame_length, frame_shift, round_to_power_of_two)
     window = window_function(window_type, size, blackman_coeff)
-    lo, hi, seg, up_w = _segments(num_mel_bins, padded, sample_rate, low_freq, high_freq)
+    lo, hi, seg, w = _segments(num_mel_bins, padded, sample_rate, low_freq, high_freq)
     assert (np.diff(seg) >= 0).all()  # bins sorted by frequency: each segment is a contiguous run of bins
     seg_start = np.searchsorted(seg, np.arange(num_mel_bins + 2)).astype(np.int64)
-    weights = {"float32": up_w.astype(np.float32), "float64": up_w}
+    weights = {"float32": w.astype(np.float32), "float64": w}  # (3, bins): rising, falling, u
     for arr in (window, seg_start, *weights.values()):
         arr.setflags(write=False)
     return size, shift, padded, window, lo, seg_start, weights
@@ -324,6 +340,137 @@ def _check_waveform(w: object, name: str) -> np.ndarray:
             f"{name} must be a numpy ndarray (use sigattn.features.Fbank for tensors), got a Tensor"
         )
     return as_float_array(w, name, ndims=(1,), allow_int16=True, finite=False)
+
+
+@functools.lru_cache(maxsize=32)
+def _lane_tables(size: int, shift: int, padded: int):
+    """Per-design tables of the lanes kernel: sample -> tile offset, sample -> block offset, twiddles."""
+    n = padded // 2
+    order, tw = lane_plan(n)
+    row = np.empty(n, dtype=np.int64)
+    row[order] = np.arange(n)
+    i = np.arange(padded)
+    pos = row[i // 2] * 2 * LANES + (i % 2) * LANES  # z[m] = x[2m] + i x[2m + 1]
+    ncol = LANES + (size - 1) // shift
+    i = np.arange(size)
+    boff = (i % shift) * ncol + i // shift
+    k = np.arange(n + 1)
+    ptw = np.stack([np.cos(-np.pi * k / n), np.sin(-np.pi * k / n)], axis=1)
+    tables = {
+        "pos": pos,
+        "boff": boff,
+        "float64": (tw, ptw),
+        "float32": (tw.astype(np.float32), ptw.astype(np.float32)),
+    }
+    for a in (pos, boff, *tables["float32"]):
+        a.setflags(write=False)
+    return tables
+
+
+def _mel_view(out, u, f_begin, f_end, col0, num_bins, bins_first):
+    return (
+        out[u, col0 : col0 + num_bins, f_begin:f_end]
+        if bins_first
+        else out[u, f_begin:f_end, col0 : col0 + num_bins]
+    )
+
+
+def _run_lanes(flat, starts, lens, frames, first_offset, shift, size, padded, noise, dither, remove_dc, preemph,
+               window, raw_energy, need_energy, lo, seg_start, up_w, use_power, eps, out, bins_first, col0,
+               energy_col, energy_min, use_log):  # fmt: skip
+    """Power-of-two FFT sizes: the fused kernel of :mod:`._lanes`, in chunks of LANES_CHUNK groups (log per
+    chunk while it is in cache), chunks spread over ``numba.get_num_threads()`` Python threads."""
+    tables = _lane_tables(size, shift, padded)
+    tw, ptw = tables["float32" if out.dtype == np.float32 else "float64"]
+    num_bins = seg_start.shape[0] - 2
+    n_threads = numba.get_num_threads()
+    n_groups = sum(-(-int(nf) // LANES) for nf in frames)
+    # chunks of LANES_CHUNK groups, smaller when that leaves a thread idle (at least 4 groups: 64 frames)
+    per_chunk = max(4, min(LANES_CHUNK, -(-n_groups // n_threads)))
+    g_utt, g_f0, chunks = [], [], []
+    for u, nf in enumerate(frames):
+        f0s = list(range(0, int(nf), LANES))
+        for c in range(0, len(f0s), per_chunk):
+            g = len(g_utt) + c
+            g_end = g + len(f0s[c : c + per_chunk])
+            chunks.append((u, g, g_end, f0s[c], min(int(nf), f0s[c] + LANES * per_chunk)))
+        g_utt += [u] * len(f0s)
+        g_f0 += f0s
+    g_utt = np.array(g_utt, dtype=np.int64)
+    g_f0 = np.array(g_f0, dtype=np.int64)
+    frame_base = np.zeros(len(frames), dtype=np.int64)
+    frame_base[1:] = np.cumsum(frames)[:-1]
+    ncol = LANES + (size - 1) // shift
+
+    flat_out = out.reshape(-1)
+    out_shape = np.array(out.shape, dtype=np.int64)
+    noise_flat = noise.reshape(-1)
+
+    def run(part):
+        block = np.empty(shift * ncol, dtype=flat.dtype)
+        melbuf = np.empty(LANES * num_bins, dtype=out.dtype)
+        tile = np.empty(padded * LANES, dtype=out.dtype)
+        total = 0.0
+        for u, g_begin, g_end, f_begin, f_end in part:
+            total += _lanes.fbank_groups(
+                flat, starts, lens, g_utt, g_f0, frames, frame_base, first_offset, shift, size, padded // 2,
+                noise_flat, noise.shape[1], dither, remove_dc, preemph, window, raw_energy, need_energy,
+                tables["pos"], tables["boff"], tw, ptw, lo, seg_start, up_w, use_power, eps, flat_out, out_shape,
+                bins_first, col0, energy_col, energy_min, block, melbuf, tile, g_begin, g_end,
+            )  # fmt: skip
+            if use_log:
+                view = _mel_view(out, u, f_begin, f_end, col0, num_bins, bins_first)
+                np.log(view, out=view)  # numpy's SIMD log, on rows still in cache
+        return total
+
+    n_threads = min(n_threads, len(chunks))
+    if n_threads <= 1:
+        return run(chunks)
+    # contiguous parts, one per thread (the kernel releases the GIL; numpy's log too)
+    bounds = np.linspace(0, len(chunks), n_threads + 1).round().astype(int)
+    parts = [chunks[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+    return sum(thread_pool(n_threads).map(run, parts))
+
+
+def _run_blocks(flat, starts, lens, frames, first_offset, shift, size, padded, noise, dither, remove_dc, preemph,
+                window, raw_energy, need_energy, lo, seg_start, up_w, use_power, eps, out, bins_first, col0,
+                energy_col, energy_min, use_log):  # fmt: skip
+    """Other FFT sizes: framing kernel, ``torch.fft.rfft`` per block of CHUNK_FRAMES frames, mel kernel."""
+    ftype = out.dtype.type
+    total = int(frames.sum())
+    frame_utt = np.repeat(np.arange(len(frames), dtype=np.int64), frames)
+    frame_idx = np.concatenate([np.arange(nf, dtype=np.int64) for nf in frames])
+    energy = np.empty(total, dtype=np.float64)
+    num_bins = seg_start.shape[0] - 2
+    # Blocks of frames keep the frame matrix and its spectrum in cache (and avoid fresh pages per call). The
+    # zero padding of the FFT input is written once here; the framing kernel writes the first `size` columns.
+    chunk = min(total, CHUNK_FRAMES)
+    buf = np.zeros((chunk, padded), dtype=ftype)
+    mel = np.empty((chunk, num_bins), dtype=ftype)
+    zero = ftype(0.0)
+    direct = len(frames) == 1 and not bins_first and energy_col < 0
+    noise_t = noise.T  # (frames, size) view of the (size, frames) noise
+    checksum = 0.0
+    # Serial, the FFT on one torch thread: waking worker threads for each ~0.4 ms block cost more than it saved.
+    with KERNEL_LOCK, torch_threads(1):
+        for c0 in range(0, total, chunk):
+            c1 = min(total, c0 + chunk)
+            fb = buf[: c1 - c0]
+            fu, fi = frame_utt[c0:c1], frame_idx[c0:c1]
+            checksum += _frames_range(flat, starts, lens, fu, fi, first_offset, shift, size,
+                                      noise_t[c0:c1] if dither > 0 else noise_t, dither, remove_dc, preemph,
+                                      window, raw_energy, need_energy, fb, energy[c0:c1], 0, c1 - c0)  # fmt: skip
+            # a fresh output tensor: rfft(out=...) copies through a temporary and is ~1.5x slower
+            spec_ri = torch.fft.rfft(torch.from_numpy(fb), dim=-1).numpy().view(ftype)
+            dst = out[0, c0:c1] if direct else mel[: c1 - c0]
+            _mel_range(spec_ri, lo, seg_start, up_w[2], use_power, zero, eps, dst, 0, c1 - c0)
+            if use_log:
+                np.log(dst, out=dst)  # numpy's SIMD log, on rows still in cache
+            if not direct:
+                # the energy column is always a log energy (Kaldi), floored at energy_floor
+                _scatter_range(dst, energy[c0:c1], energy_col, energy_min, False, col0,
+                               bins_first, fu, fi, out, 0, c1 - c0)  # fmt: skip
+    return checksum
 
 
 def _run(waves, names, sample_rate, num_mel_bins, frame_length, frame_shift, dither, preemphasis_coefficient,
@@ -352,53 +499,29 @@ def _run(waves, names, sample_rate, num_mel_bins, frame_length, frame_shift, dit
     starts = np.zeros(len(waves), dtype=np.int64)
     starts[1:] = np.cumsum(lens)[:-1]
     flat = np.concatenate(waves) if len(waves) > 1 else waves[0]
-    frame_utt = np.repeat(np.arange(len(waves), dtype=np.int64), frames)
-    frame_idx = np.concatenate([np.arange(nf, dtype=np.int64) for nf in frames])
     total = int(frames.sum())
     first_offset = 0 if snip_edges else shift // 2 - size // 2
-    noise = np.random.default_rng(seed).standard_normal((total, size)) if dither > 0 else np.zeros((1, 1))
+    # dither noise of global frame f is column f (the extra LANES columns feed the lanes kernel's unused lanes)
+    noise = (
+        np.random.default_rng(seed).standard_normal((size, total + LANES)) if dither > 0 else np.zeros((1, 1))
+    )
     ftype = np.float32 if dtype == "float32" else np.float64
-    energy = np.empty(total, dtype=np.float64)
     n_out = num_mel_bins + (1 if use_energy else 0)
     energy_col = (num_mel_bins if htk_compat else 0) if use_energy else -1
     energy_min = max(FLT_EPSILON, energy_floor)
     t_max = int(frames.max())
     shape = (len(waves), n_out, t_max) if bins_first else (len(waves), t_max, n_out)
-    out = np.zeros(shape, dtype=ftype)
-    # Blocks of frames keep the frame matrix and its spectrum in cache (and avoid fresh pages per call). The
-    # zero padding of the FFT input is written once here; the framing kernel writes the first `size` columns.
-    chunk = min(total, CHUNK_FRAMES)
-    buf = np.zeros((chunk, padded), dtype=ftype)
-    mel = np.empty((chunk, num_mel_bins), dtype=ftype)
-    zero = ftype(0.0)
+    # one waveform: every element is written (no memset); a batch keeps zeros after each item's frames
+    out = np.empty(shape, dtype=ftype) if len(waves) == 1 else np.zeros(shape, dtype=ftype)
     eps = ftype(FLT_EPSILON) if use_log_fbank else ftype(-np.inf)
-    need_energy = bool(use_energy)
-    direct = len(waves) == 1 and not bins_first and energy_col < 0
     col0 = 1 if energy_col == 0 else 0
-    checksum = 0.0
-    # Everything runs in the calling thread, the FFT on one torch thread. Measured on 2 cores (60 s of audio):
-    # serial kernels + 1-thread FFT 13,650 audio-s/s; + 2-thread FFT 11,500; Numba prange kernels (workqueue)
-    # + 1-thread FFT 5,500: waking worker threads for each ~0.4 ms block costs more than it saves, and two
-    # thread pools on the same cores fight. Scale over utterances instead (DataLoader workers).
-    with KERNEL_LOCK, torch_threads(1):
-        for c0 in range(0, total, chunk):
-            c1 = min(total, c0 + chunk)
-            fb = buf[: c1 - c0]
-            fu, fi = frame_utt[c0:c1], frame_idx[c0:c1]
-            checksum += _frames_range(flat, starts, lens, fu, fi, first_offset, shift, size,
-                                      noise[c0:c1] if dither > 0 else noise, float(dither),
-                                      bool(remove_dc_offset), float(preemphasis_coefficient), window,
-                                      bool(raw_energy), need_energy, fb, energy[c0:c1], 0, c1 - c0)  # fmt: skip
-            # a fresh output tensor: rfft(out=...) copies through a temporary and is ~1.5x slower
-            spec_ri = torch.fft.rfft(torch.from_numpy(fb), dim=-1).numpy().view(ftype)
-            dst = out[0, c0:c1] if direct else mel[: c1 - c0]
-            _mel_range(spec_ri, lo, seg_start, weights[dtype], bool(use_power), zero, eps, dst, 0, c1 - c0)
-            if use_log_fbank:
-                np.log(dst, out=dst)  # numpy's SIMD log, on rows still in cache
-            if not direct:
-                # the energy column is always a log energy (Kaldi), floored at energy_floor
-                _scatter_range(dst, energy[c0:c1], energy_col, energy_min, False, col0,
-                               bool(bins_first), fu, fi, out, 0, c1 - c0)  # fmt: skip
+    args = (flat, starts, lens, frames, first_offset, shift, size, padded, noise, float(dither), bool(remove_dc_offset),
+            float(preemphasis_coefficient), window, bool(raw_energy), bool(use_energy), lo, seg_start, weights[dtype],
+            bool(use_power), eps, out, bool(bins_first), col0, energy_col, energy_min, bool(use_log_fbank))  # fmt: skip
+    if padded & (padded - 1) == 0 and padded // 2 in FAST_N:
+        checksum = _run_lanes(*args)
+    else:
+        checksum = _run_blocks(*args)
     if not math.isfinite(checksum):
         for w, name in zip(waves, names):
             check_finite(w, name)  # raises, naming the first NaN/Inf

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ._lanes import FAST_N, lane_plan
 from .fbank import FLT_EPSILON, frame_params, mel_banks, window_function
 
 __all__ = ["Fbank"]
@@ -27,6 +28,11 @@ class Fbank(nn.Module):
     ``remove_dc_offset``, ``window_type``, ``blackman_coeff``, ``round_to_power_of_two``, ``snip_edges``,
     ``low_freq``, ``high_freq``, ``energy_floor``, ``raw_energy``, ``use_energy``, ``use_log_fbank``,
     ``use_power``) with the same defaults; dither is applied in training mode only.
+
+    ``fft="exact"`` (default) computes power-of-two FFT sizes with the Numba kernel's own algorithm and operation
+    order, so that features equal :func:`~sigattn.features.fbank`'s to the rounding of the mel sums (~1e-6),
+    on any device; ``fft="native"`` uses ``torch.fft.rfft`` (cuFFT on a GPU: faster; differs by up to ~1e-2
+    in near-silent bins, where every float32 FFT is ~3e-3 from the float64 result).
 
     Example:
         >>> import torch
@@ -55,6 +61,7 @@ class Fbank(nn.Module):
         use_energy: bool = False,
         use_log_fbank: bool = True,
         use_power: bool = True,
+        fft: str = "exact",
     ) -> None:
         super().__init__()
         self.size, self.shift, self.padded = frame_params(
@@ -74,6 +81,21 @@ class Fbank(nn.Module):
         banks = mel_banks(num_mel_bins, self.padded, sample_rate, low_freq, high_freq)
         self.register_buffer("window", torch.from_numpy(win), persistent=False)
         self.register_buffer("banks", torch.from_numpy(banks.T.astype(np.float32)), persistent=False)
+        # "exact": power-of-two sizes run the Numba kernel's FFT (radix-4, same twiddles, same operation order,
+        # no fused multiply-adds). Two different float32 FFTs disagree by up to ~1e-2 in bins ~100 dB below a
+        # frame's peak (near-silent speech), each being ~2-5e-3 from the float64 result there.
+        n = self.padded // 2
+        if fft not in ("exact", "native"):
+            raise ValueError(f"fft must be 'exact' or 'native', got {fft!r}")
+        self.same_fft = fft == "exact" and self.padded & (self.padded - 1) == 0 and n in FAST_N
+        if self.same_fft:
+            order, tw = lane_plan(n)
+            k = np.arange(n)
+            split = np.stack([np.cos(-np.pi * k / n), np.sin(-np.pi * k / n)])
+            self.register_buffer("fft_order", torch.from_numpy(order.copy()), persistent=False)
+            self.register_buffer("fft_conj", torch.from_numpy((n - k) % n), persistent=False)
+            self.register_buffer("fft_tw", torch.from_numpy(tw.T.copy()), persistent=False)
+            self.register_buffer("fft_split", torch.from_numpy(split), persistent=False)
 
     def frame_lengths(self, lengths: Tensor) -> Tensor:
         """Number of frames of each item from its number of samples."""
@@ -135,11 +157,16 @@ class Fbank(nn.Module):
         if not self.raw_energy:
             energy = x.pow(2).sum(-1)
         x = nn.functional.pad(x.to(out_dtype), (0, self.padded - self.size))
-        spec = torch.fft.rfft(x, dim=-1)
-        power = spec.real.pow(2) + spec.imag.pow(2)
+        if self.same_fft:
+            power = self._power(x)
+            banks = self.banks[: power.shape[-1]]  # the Nyquist bin's weight is 0
+        else:
+            spec = torch.fft.rfft(x, dim=-1)
+            power = spec.real.pow(2) + spec.imag.pow(2)
+            banks = self.banks
         if not self.use_power:
             power = power.sqrt()
-        mel = power @ self.banks.to(power.dtype)
+        mel = power @ banks.to(power.dtype)
         if self.use_log:
             mel = mel.clamp_min(FLT_EPSILON).log()
         if self.use_energy:
@@ -148,3 +175,44 @@ class Fbank(nn.Module):
         valid = torch.arange(t_max, device=wave.device)[None, :] < n_fr[:, None]
         feats = (mel * valid.unsqueeze(-1).to(mel.dtype)).transpose(1, 2)
         return feats, n_fr
+
+    def _power(self, x: Tensor) -> Tensor:
+        """Power spectrum, bins ``0 .. padded/2 - 1``, of real frames ``x`` (..., padded), computed exactly as
+        :func:`sigattn.features._lanes.fbank_groups` does: the frame packed as ``z[m] = x[2m] + i x[2m+1]``,
+        a radix-4 decimation-in-time FFT of ``padded/2`` points (one radix-2 stage first when needed), the
+        split into the real FFT's bins, ``|X|^2``."""
+        n = self.padded // 2
+        dt = x.dtype
+        re = x[..., 0::2].index_select(-1, self.fft_order)
+        im = x[..., 1::2].index_select(-1, self.fft_order)
+        lead = re.shape[:-1]
+        tw = self.fft_tw.to(dt)
+        q = 1
+        if (n.bit_length() - 1) % 2:
+            re, im = re.reshape(*lead, n // 2, 2), im.reshape(*lead, n // 2, 2)
+            ar, br, ai, bi = re[..., 0], re[..., 1], im[..., 0], im[..., 1]
+            re = torch.stack([ar + br, ar - br], dim=-1).reshape(*lead, n)
+            im = torch.stack([ai + bi, ai - bi], dim=-1).reshape(*lead, n)
+            q = 2
+        while q < n:
+            re, im = re.reshape(*lead, n // (4 * q), 4, q), im.reshape(*lead, n // (4 * q), 4, q)
+            c1, s1, c2, s2, c3, s3 = tw[:, q : 2 * q]
+            xr, xi = re[..., 1, :], im[..., 1, :]
+            w1r, w1i = xr * c1 - xi * s1, xr * s1 + xi * c1
+            xr, xi = re[..., 2, :], im[..., 2, :]
+            w2r, w2i = xr * c2 - xi * s2, xr * s2 + xi * c2
+            xr, xi = re[..., 3, :], im[..., 3, :]
+            w3r, w3i = xr * c3 - xi * s3, xr * s3 + xi * c3
+            a0r, a0i = re[..., 0, :], im[..., 0, :]
+            t0r, t0i, t1r, t1i = a0r + w2r, a0i + w2i, a0r - w2r, a0i - w2i
+            t2r, t2i, t3r, t3i = w1r + w3r, w1i + w3i, w1r - w3r, w1i - w3i
+            re = torch.stack([t0r + t2r, t1r + t3i, t0r - t2r, t1r - t3i], dim=-2).reshape(*lead, n)
+            im = torch.stack([t0i + t2i, t1i - t3r, t0i - t2i, t1i + t3r], dim=-2).reshape(*lead, n)
+            q *= 4
+        a, b = re, im
+        c, d = re.index_select(-1, self.fft_conj), im.index_select(-1, self.fft_conj)
+        er, ei, odr, odi = a + c, b - d, b + d, c - a
+        wr, wi = self.fft_split.to(dt)
+        xr = (er + odr * wr) - odi * wi
+        xi = (ei + odi * wr) + odr * wi
+        return (xr * xr + xi * xi) * 0.25
