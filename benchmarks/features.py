@@ -2,11 +2,12 @@
 
     python benchmarks/features.py [--quick]
 
-1. fbank, seconds of audio per second: sigattn Numba and torch ``Fbank`` vs ``torchaudio.compliance.kaldi.fbank``
-   vs kaldi-native-fbank vs the FFT-only bound: ``torch.fft.rfft`` (the library sigattn uses) of the
-   (frames, 512) frame matrix alone, the faster of one call on the whole matrix and blocks of ``CHUNK_FRAMES``
-   frames as sigattn does; ``scipy.fft.rfft(workers=1)`` of the same matrix for comparison. Single thread and all
-   cores, plus a one-thread sweep of the block size.
+1. fbank, seconds of audio per second: sigattn Numba (the fused lanes kernel, and the block path with
+   ``torch.fft`` that other FFT sizes take) and torch ``Fbank`` vs ``torchaudio.compliance.kaldi.fbank`` vs
+   kaldi-native-fbank vs the FFT-only bound: ``torch.fft.rfft`` (MKL here) of the (frames, 512) frame matrix
+   alone, the faster of one call on the whole matrix and blocks of 256 frames; ``scipy.fft.rfft(workers=1)``
+   of the same matrix for comparison. Single thread and all cores, plus a one-thread sweep of the lanes
+   kernel's chunk (frames per call).
 2. EEG chain (64 channels at 160 Hz, 8-30 Hz band-pass, epoching, Euclidean alignment), recording-seconds per
    second: sigattn (``fir_epochs`` + in-place EA, in float64 and with float32 computation) vs MNE ``filter_data``
    + ``Epochs`` + NumPy EA (float64), and the FIR filter alone vs ``filter_data``.
@@ -50,7 +51,7 @@ def set_threads(n: int) -> None:
 
 
 BOUND = "FFT-only bound (the faster of the two torch.fft.rfft rows above)"
-BLOCKS = "torch.fft.rfft of frames, in sigattn's blocks"
+BLOCKS = "torch.fft.rfft of frames, in blocks of 256"
 ONE_CALL = "torch.fft.rfft of frames, one call"
 
 
@@ -65,7 +66,7 @@ def bench_fbank(seconds: float, repeats: int, threads: list[int]) -> tuple[str, 
     from sigattn.features import Fbank, fbank
 
     fbank_module = importlib.import_module("sigattn.features.fbank")
-    block = fbank_module.CHUNK_FRAMES
+    block = 256
 
     rng = np.random.default_rng(0)
     wave = (rng.standard_normal(int(seconds * 16000)) * 3000).astype(np.float32)
@@ -88,8 +89,17 @@ def bench_fbank(seconds: float, repeats: int, threads: list[int]) -> tuple[str, 
         f.input_finished()
         return np.stack([f.get_frame(i) for i in range(f.num_frames_ready)])
 
+    def block_path():
+        saved = fbank_module.FAST_N
+        fbank_module.FAST_N = ()  # the path of non-power-of-two FFT sizes, on the same input
+        try:
+            return fbank(wave)
+        finally:
+            fbank_module.FAST_N = saved
+
     tools = {
-        "sigattn fbank (Numba + torch.fft)": lambda: fbank(wave),
+        "sigattn fbank (Numba)": lambda: fbank(wave),
+        "sigattn fbank, block path (Numba + torch.fft; other FFT sizes)": block_path,
         "sigattn Fbank (torch module)": lambda: module(wave_t[None]),
         "torchaudio kaldi.fbank": lambda: kaldi.fbank(wave_t[None], num_mel_bins=80, dither=0.0),
         "kaldi-native-fbank": run_knf,
@@ -114,22 +124,19 @@ def bench_fbank(seconds: float, repeats: int, threads: list[int]) -> tuple[str, 
     hdr += [f"x torchaudio, {n} thr" for n in threads] + [f"of FFT bound, {n} thr" for n in threads]
     md = f"**fbank**, {seconds:g} s of 16 kHz noise, 80 bins, 25/10 ms, best of {repeats}:\n\n"
     md += markdown_table(hdr, rows)
-    # block size (frames per FFT call) sweep, one thread; the bound uses the same blocks
+    # the lanes kernel's chunk (frames per kernel call, the log runs per chunk), one thread
     set_threads(1)
     sweep = []
-    for b in (128, 256, 512, 1024, 2048):
-        fbank_module.CHUNK_FRAMES = b
+    chunk = fbank_module.LANES_CHUNK
+    for groups in (4, 16, 64, 256):
+        fbank_module.LANES_CHUNK = groups
         t_fb = best_time(lambda: fbank(wave), repeats)
-        t_fft = best_time(
-            lambda b=b: [torch.fft.rfft(frames[c0 : c0 + b], dim=-1) for c0 in range(0, n_frames, b)], repeats
-        )
-        sweep.append([b, seconds / t_fb, seconds / t_fft, t_fft / t_fb])
-    fbank_module.CHUNK_FRAMES = block
-    md += f"\n\nBlock size sweep (one thread; sigattn uses {block} frames):\n\n" + markdown_table(
-        ["frames per block", "fbank audio-s/s", "FFT-only audio-s/s, same blocks", "fbank / FFT-only"],
-        sweep,
+        sweep.append([16 * groups, seconds / t_fb, (seconds / t_fb) / rates[(BOUND, 1)]])
+    fbank_module.LANES_CHUNK = chunk
+    md += f"\n\nChunk sweep (one thread; sigattn uses {16 * chunk} frames):\n\n" + markdown_table(
+        ["frames per kernel call", "fbank audio-s/s", "of FFT bound"], sweep
     )
-    key = "sigattn fbank (Numba + torch.fft)"
+    key = "sigattn fbank (Numba)"
     summary = {
         "fbank_vs_torchaudio_1thr": rates[(key, 1)] / rates[("torchaudio kaldi.fbank", 1)],
         "fbank_of_fft_bound_1thr": rates[(key, 1)] / rates[(BOUND, 1)],
