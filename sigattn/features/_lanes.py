@@ -565,32 +565,43 @@ def fbank_groups(x, starts, lens, g_utt, g_f0, nframes, frame_base, first_offset
         for i in range(size, 2 * n):
             vstore(t, pos[i], zeros)
         # 3. FFT; split into the real FFT's bins; power; mel sums by segment. Z[k] = a + ib, Z[n-k] = c + id:
-        # X[k] = E + w O with 2E = (a + c) + i(b - d), 2O = (b + d) + i(c - a), w = exp(-2 pi i k / 2n), and
+        # X[k] = E + w^k O with 2E = (a + c) + i(b - d), 2O = (b + d) + i(c - a), w = exp(-pi i / n), and
         # |X|^2 = |2X|^2 / 4 (exact). Kaldi's triangles share edges: between centres c_{j-1} and c_j (segment
         # j, contiguous bins) bin k falls in mel j-1 (weight up_w[1, k]) and rises in mel j (up_w[0, k]), so
         # mel[j-1] = rise(segment j-1) + fall(segment j).
         fft_lanes(t, n, tw)
+        # bins k and n - k from rows k and n - k: with P = w^k O, 2X[k] = 2E + 2P and 2X[n-k] = conj(2E - 2P);
+        # the power of bin k replaces row k's real parts (bin n/2 comes from the first form, Nyquist is unused)
+        half = n // 2
+        for k in range(half + 1):
+            bk = k * L2
+            bc = ((n - k) % n) * L2
+            wr = ptw[k, 0]
+            wi = ptw[k, 1]
+            a = vload(t, bk, zero)
+            b = vload(t, bk + LANES, zero)
+            c = vload(t, bc, zero)
+            d = vload(t, bc + LANES, zero)
+            er = vadd(a, c)
+            ei = vsub(b, d)
+            odr = vadd(b, d)
+            odi = vsub(c, a)
+            pr = vsub(vmul(odr, wr), vmul(odi, wi))
+            pi = vadd(vmul(odi, wr), vmul(odr, wi))
+            xr = vadd(er, pr)
+            xi = vadd(ei, pi)
+            pw = vmul(vadd(vmul(xr, xr), vmul(xi, xi)), 0.25)
+            if 0 < k < half:
+                xr = vsub(er, pr)
+                xi = vsub(ei, pi)
+                vstore(t, bc, vmul(vadd(vmul(xr, xr), vmul(xi, xi)), 0.25))
+            vstore(t, bk, pw)
         prise = vsplat(0.0, zero)
         for j in range(nseg):
             fall = vsplat(0.0, zero)
             rise = vsplat(0.0, zero)
             for kk in range(seg_start[j], seg_start[j + 1]):
-                k = kk + lo
-                wr = ptw[k, 0]
-                wi = ptw[k, 1]
-                bk = k * L2
-                bc = ((n - k) % n) * L2
-                a = vload(t, bk, zero)
-                b = vload(t, bk + LANES, zero)
-                c = vload(t, bc, zero)
-                d = vload(t, bc + LANES, zero)
-                er = vadd(a, c)
-                ei = vsub(b, d)
-                odr = vadd(b, d)
-                odi = vsub(c, a)
-                xr = vsub(vadd(er, vmul(odr, wr)), vmul(odi, wi))
-                xi = vadd(vadd(ei, vmul(odi, wr)), vmul(odr, wi))
-                pw = vmul(vadd(vmul(xr, xr), vmul(xi, xi)), 0.25)
+                pw = vload(t, (kk + lo) * L2, zero)
                 if not use_power:
                     pw = vsqrt(pw)
                 fall = vfma(up_w[1, kk], pw, fall)

@@ -180,7 +180,7 @@ class Fbank(nn.Module):
         """Power spectrum, bins ``0 .. padded/2 - 1``, of real frames ``x`` (..., padded), computed exactly as
         :func:`sigattn.features._lanes.fbank_groups` does: the frame packed as ``z[m] = x[2m] + i x[2m+1]``,
         a radix-4 decimation-in-time FFT of ``padded/2`` points (one radix-2 stage first when needed), the
-        split into the real FFT's bins, ``|X|^2``."""
+        split into the real FFT's bins (bins ``k`` and ``n - k`` from one product ``w^k O``), ``|X|^2``."""
         n = self.padded // 2
         dt = x.dtype
         re = x[..., 0::2].index_select(-1, self.fft_order)
@@ -209,10 +209,16 @@ class Fbank(nn.Module):
             re = torch.stack([t0r + t2r, t1r + t3i, t0r - t2r, t1r - t3i], dim=-2).reshape(*lead, n)
             im = torch.stack([t0i + t2i, t1i - t3r, t0i - t2i, t1i + t3r], dim=-2).reshape(*lead, n)
             q *= 4
-        a, b = re, im
-        c, d = re.index_select(-1, self.fft_conj), im.index_select(-1, self.fft_conj)
+        half = n // 2
+        a, b = re[..., : half + 1], im[..., : half + 1]
+        conj = self.fft_conj[: half + 1]
+        c, d = re.index_select(-1, conj), im.index_select(-1, conj)
         er, ei, odr, odi = a + c, b - d, b + d, c - a
-        wr, wi = self.fft_split.to(dt)
-        xr = (er + odr * wr) - odi * wi
-        xi = (ei + odi * wr) + odr * wi
-        return (xr * xr + xi * xi) * 0.25
+        wr, wi = self.fft_split.to(dt)[:, : half + 1]
+        pr = odr * wr - odi * wi
+        pi = odi * wr + odr * wi
+        xr, xi = er + pr, ei + pi  # 2 X[k], k = 0 .. n/2
+        low = (xr * xr + xi * xi) * 0.25
+        xr, xi = er[..., 1:half] - pr[..., 1:half], ei[..., 1:half] - pi[..., 1:half]  # 2 conj X[n - k]
+        high = (xr * xr + xi * xi) * 0.25
+        return torch.cat([low, high.flip(-1)], dim=-1)
