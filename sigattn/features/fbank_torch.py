@@ -116,9 +116,11 @@ class Fbank(nn.Module):
         )
         idx = idx[None].expand(b, -1, -1)
         nb = lengths.to(wave.device).view(b, 1, 1)
-        for _ in range(2):  # two passes cover frames longer than the item
-            idx = torch.where(idx < 0, -idx - 1, idx)
-            idx = torch.where(idx >= nb, 2 * nb - 1 - idx, idx)
+        # Kaldi reflects until the index is inside (many times for items much shorter than a frame): the
+        # reflection is periodic with period 2 nb
+        period = (2 * nb).clamp_min(1)
+        idx = torch.remainder(idx, period)
+        idx = torch.where(idx >= nb, period - 1 - idx, idx)
         idx = idx.clamp(0, max(n - 1, 0))
         return wave.gather(1, idx.reshape(b, -1)).view(b, n_frames, self.size)
 
