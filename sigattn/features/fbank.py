@@ -304,6 +304,11 @@ def _segments(num_bins: int, padded: int, sample_rate: float, low_freq: float, h
     pos = (mel - mel_low) / delta
     inside = (mel > mel_low) & (mel < mel_high)
     nz = np.flatnonzero(inside)
+    if nz.size == 0:
+        raise ValueError(
+            f"no FFT bin lies between low_freq={low_freq} and high_freq={high_freq} Hz "
+            f"({padded}-point FFT at {sample_rate} Hz)"
+        )
     lo, hi = int(nz[0]), int(nz[-1]) + 1
     seg = np.clip(np.floor(pos[lo:hi]).astype(np.int64), 0, num_bins)
     assert dense[:, hi:].max(initial=0.0) == 0.0 and dense[:, :lo].max(initial=0.0) == 0.0

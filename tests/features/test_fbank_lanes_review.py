@@ -114,3 +114,7 @@ def test_torch_module_reflects_short_items_like_kaldi(kw, n):
     feats, n_fr = Fbank(snip_edges=False, **kw)(torch.from_numpy(batch), torch.tensor([n, 3000]))
     assert np.abs(feats[0, :, : n_fr[0]].numpy().T - ours).max() <= 1e-5
 
+
+def test_mel_band_without_fft_bins_is_a_value_error():
+    with pytest.raises(ValueError, match="FFT bin"):
+        fbank(np.ones(4000, dtype=np.float32), low_freq=100.0, high_freq=110.0, num_mel_bins=3)
