@@ -7,7 +7,6 @@ from __future__ import annotations
 import importlib
 import inspect
 import math
-import re
 
 import numba
 import numpy as np
@@ -118,3 +117,170 @@ def test_torch_module_reflects_short_items_like_kaldi(kw, n):
 def test_mel_band_without_fft_bins_is_a_value_error():
     with pytest.raises(ValueError, match="FFT bin"):
         fbank(np.ones(4000, dtype=np.float32), low_freq=100.0, high_freq=110.0, num_mel_bins=3)
+
+
+OPTION_CASES = [
+    dict(sample_rate=8000),  # shift 80: not a multiple of 16
+    dict(sample_rate=22050, use_energy=True),  # 551-sample frames, shift 220
+    dict(sample_rate=44100, num_mel_bins=128, use_energy=True, raw_energy=False, htk_compat=True),
+    dict(num_mel_bins=23, low_freq=100.0, high_freq=-500.0, use_power=False, window_type="hamming"),
+    dict(num_mel_bins=40, use_log_fbank=False, subtract_mean=True),
+    dict(snip_edges=False, frame_shift=30.0, use_energy=True, energy_floor=0.0),  # shift > frame length
+    dict(snip_edges=False, sample_rate=8000, frame_shift=12.5),
+]
+
+
+@pytest.mark.parametrize("kw", OPTION_CASES)
+def test_partial_lane_groups_and_options_match_float64_reference(kw):
+    """1, 15, 16, 17 and 33 frames (partial 16-frame groups) in one batch, list and 2-D forms, float64 and
+    float32 outputs, against the float64 reference; per-item calls equal the batch."""
+    sr = kw.get("sample_rate", 16000)
+    size, shift = int(sr * kw.get("frame_length", 25.0) / 1000), int(sr * kw.get("frame_shift", 10.0) / 1000)
+    rng = np.random.default_rng(sr)
+    if kw.get("snip_edges", True):
+        lengths = [size + (k - 1) * shift + int(rng.integers(shift)) for k in (1, 15, 16, 17, 33)]
+    else:
+        lengths = [k * shift + int(rng.integers(shift // 2)) for k in (1, 15, 16, 17, 33)]
+    waves = [(3000 * rng.standard_normal(n) + 200).astype(np.float32) for n in lengths]
+    f64, n_fr = fbank_batch([w.astype(np.float64) for w in waves], dtype="float64", **kw)
+    f32, n32 = fbank_batch(waves, **kw)
+    padded = np.zeros((len(waves), max(lengths)), dtype=np.float32)
+    for b, w in enumerate(waves):
+        padded[b, : w.size] = w
+    f2d, _ = fbank_batch(padded, lengths=lengths, **kw)
+    np.testing.assert_array_equal(f2d, f32)
+    assert n_fr.tolist() == n32.tolist() == [1, 15, 16, 17, 33]
+    for b, w in enumerate(waves):
+        ref = reference(w, **kw)
+        scale = max(1.0, np.abs(ref).max()) if not kw.get("use_log_fbank", True) else 1.0
+        assert np.abs(f64[b, :, : n_fr[b]].T - ref).max() <= 1e-9 * scale
+        assert not f64[b, :, n_fr[b] :].any() and not f32[b, :, n_fr[b] :].any()
+        strong = ref >= ref.max(axis=1, keepdims=True) - 5 * math.log(10)
+        if kw.get("use_log_fbank", True) and not kw.get("subtract_mean", False):
+            assert np.abs(f32[b, :, : n_fr[b]].T - ref)[strong].max() <= 5e-4
+        else:
+            assert np.abs(f32[b, :, : n_fr[b]].T - ref).max() <= 1e-4 * scale
+        one = fbank(w, **kw)
+        np.testing.assert_allclose(one, f32[b, :, : n_fr[b]].T, rtol=0, atol=1e-5 * scale)
+
+
+def test_items_shorter_than_one_frame_raise_naming_the_item():
+    ok = np.ones(1000, dtype=np.float32)
+    with pytest.raises(ValueError, match="waveform 1 has 399 samples, shorter than one frame"):
+        fbank_batch([ok, ok[:399]])
+    with pytest.raises(ValueError, match="waveform 2 has 79 samples"):
+        fbank_batch(np.ones((3, 1000), dtype=np.float32), lengths=[1000, 80, 79], snip_edges=False)
+    assert fbank_batch([ok, ok[:80]], snip_edges=False)[1].tolist() == [6, 1]
+
+
+def test_dither_uses_the_documented_noise_of_each_frame():
+    """Noise ``default_rng(seed).standard_normal((frame_size, total_frames + 16))``, column = global frame (batch
+    order): checks the kernel's noise offsets for every lane, the batch's frame bases and the energy."""
+    rng = np.random.default_rng(6)
+    waves = [rng.standard_normal(n) for n in (400 + 160 * 16, 3000, 400 + 160 * 3)]  # 17, 17 and 4 frames
+    feats, n_fr = fbank_batch(waves, dither=0.7, seed=4, dtype="float64", use_energy=True)
+    noise = np.random.default_rng(4).standard_normal((400, int(n_fr.sum()) + 16))
+    base = np.concatenate([[0], np.cumsum(n_fr)[:-1]])
+    for b, w in enumerate(waves):
+        ref = reference(w, use_energy=True, noise=noise, dither=0.7, frame_base=int(base[b]))
+        assert np.abs(feats[b, :, : n_fr[b]].T - ref).max() <= 1e-9
+    one = fbank(
+        waves[0], dither=0.7, seed=4, dtype="float64", snip_edges=False, raw_energy=False, use_energy=True
+    )
+    noise = np.random.default_rng(4).standard_normal((400, one.shape[0] + 16))
+    ref = reference(waves[0], snip_edges=False, raw_energy=False, use_energy=True, noise=noise, dither=0.7)
+    assert np.abs(one - ref).max() <= 1e-9
+
+
+def test_many_short_items_same_result_for_one_and_two_threads():
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("needs at least 2 Numba threads (NUMBA_NUM_THREADS=1 here)")
+    rng = np.random.default_rng(8)
+    waves = [rng.standard_normal(int(n)).astype(np.float32) for n in rng.integers(400, 3000, 200)]
+    before = numba.get_num_threads()
+    got = {}
+    try:
+        for t in (1, 2):
+            numba.set_num_threads(t)
+            got[t] = (
+                fbank_batch(waves, dither=0.3, seed=7, use_energy=True)[0],
+                fbank_batch(waves, sample_rate=8000, snip_edges=False, dtype="float64")[0],
+            )
+    finally:
+        numba.set_num_threads(before)
+    for a, b in zip(got[1], got[2]):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize(
+    ("kw", "n"),
+    [
+        (dict(), 400 + 160 * 17 + 37),
+        (dict(snip_edges=False, sample_rate=8000), 120),
+        (dict(frame_shift=30.0, snip_edges=False, dither=0.5, seed=1), 1500),
+    ],
+)
+def test_non_finite_found_at_every_position(kw, n):
+    base = np.random.default_rng(n).standard_normal(n).astype(np.float32)
+    step = max(1, n // 400)
+    for pos in range(0, n, step):
+        x = base.copy()
+        x[pos] = np.nan if pos % 2 else -np.inf
+        with pytest.raises(
+            ValueError, match=rf"waveforms\[1\] contains a non-finite value .* at index {pos}$"
+        ):
+            fbank_batch([base, x], **kw)
+
+
+GUARD = 64
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(use_energy=True),
+        dict(sample_rate=8000, frame_shift=12.5, snip_edges=False, dither=1.0, seed=0),
+        dict(frame_length=2.0, frame_shift=0.5, dtype="float64", num_mel_bins=23),  # shift 8, 16-point FFT
+        dict(frame_length=128.0, frame_shift=3.0, snip_edges=False, htk_compat=True, use_energy=True),
+        dict(frame_shift=30.0, sample_rate=22050),
+    ],
+)
+def test_kernel_stays_inside_its_buffers(kw, monkeypatch):
+    """vload/vstore are not bounds checked: run the kernel on views of larger arrays whose margins are NaN, with
+    the scratch buffers (and the output) NaN-filled, so that an access outside a buffer or a read of a
+    scratch element not written first shows as a changed margin or a non-finite feature."""
+    real = lanes_module.fbank_groups
+    names = list(inspect.signature(real.py_func).parameters)
+    touched = []
+
+    def guarded(*args):
+        args = list(args)
+        bufs = {}
+        for name in ("x", "noise", "out", "block", "melbuf", "t"):
+            i = names.index(name)
+            big = np.full(args[i].size + 2 * GUARD, np.nan, dtype=args[i].dtype)
+            if name in ("x", "noise"):
+                big[GUARD:-GUARD] = args[i]
+            bufs[name] = (big, args[i])
+            args[i] = big[GUARD:-GUARD]
+        total = real(*args)
+        for name, (big, _) in bufs.items():
+            if not (np.isnan(big[:GUARD]).all() and np.isnan(big[-GUARD:]).all()):
+                touched.append(name)
+        big, out = bufs["out"]
+        written = ~np.isnan(big[GUARD:-GUARD])
+        out[written] = big[GUARD:-GUARD][written]
+        return total
+
+    sr = kw.get("sample_rate", 16000)
+    size = int(sr * kw.get("frame_length", 25.0) / 1000)
+    rng = np.random.default_rng(size)
+    waves = [rng.standard_normal(int(n)).astype(np.float32) for n in (size, 17 * size, 3 * size + 5)]
+    monkeypatch.setattr(lanes_module, "fbank_groups", guarded)
+    got = fbank_batch(waves, **kw)[0], fbank(waves[1], **kw)
+    assert not touched
+    monkeypatch.undo()
+    expect = fbank_batch(waves, **kw)[0], fbank(waves[1], **kw)
+    for e, g in zip(expect, got):
+        assert np.isfinite(g).all()
+        np.testing.assert_array_equal(g, e)
