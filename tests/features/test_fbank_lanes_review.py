@@ -284,3 +284,34 @@ def test_kernel_stays_inside_its_buffers(kw, monkeypatch):
     for e, g in zip(expect, got):
         assert np.isfinite(g).all()
         np.testing.assert_array_equal(g, e)
+
+
+class _LongItems(torch.utils.data.Dataset):
+    def __len__(self) -> int:
+        return 4
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        x = np.random.default_rng(i).standard_normal(16000 * 2).astype(np.float32)  # 198 frames: 2 chunks
+        return torch.from_numpy(fbank(x, dither=0.1, seed=i))
+
+
+def test_fork_workers_after_the_parent_ran_the_lanes_pool():
+    """The parent spreads lanes chunks over its thread pool; forked DataLoader workers (which inherit the thread
+    count) must get a pool of their own and the same features."""
+    import multiprocessing as mp
+
+    if numba.config.NUMBA_NUM_THREADS < 2 or "fork" not in mp.get_all_start_methods():
+        pytest.skip("needs 2 Numba threads and the fork start method")
+    before = numba.get_num_threads()
+    numba.set_num_threads(2)
+    try:
+        ds = _LongItems()
+        expected = [ds[i] for i in range(len(ds))]
+        loader = torch.utils.data.DataLoader(
+            ds, batch_size=2, num_workers=2, multiprocessing_context=mp.get_context("fork"), timeout=60
+        )
+        got = [item for batch in loader for item in batch]
+    finally:
+        numba.set_num_threads(before)
+    for g, e in zip(got, expected, strict=True):
+        torch.testing.assert_close(g, e, rtol=0, atol=0)
