@@ -136,6 +136,8 @@ class Fbank(nn.Module):
         lengths = lengths.to(device=wave.device, dtype=torch.long)
         if lengths.shape != (b,):
             raise ValueError(f"lengths must have shape ({b},), got {tuple(lengths.shape)}")
+        if bool(((lengths < 0) | (lengths > n)).any()):
+            raise ValueError(f"lengths {lengths.tolist()} do not fit waveforms of shape {(b, n)}")
         n_fr = self.frame_lengths(lengths)
         if bool((n_fr <= 0).any()):
             bad = int(torch.nonzero(n_fr <= 0)[0, 0])

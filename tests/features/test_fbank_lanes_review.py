@@ -315,3 +315,11 @@ def test_fork_workers_after_the_parent_ran_the_lanes_pool():
         numba.set_num_threads(before)
     for g, e in zip(got, expected, strict=True):
         torch.testing.assert_close(g, e, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("snip", [True, False])
+def test_torch_module_rejects_lengths_beyond_the_waveforms(snip):
+    """As fbank_batch does: a length past the padded batch has no samples to frame (snip_edges=False read the
+    last sample over and over instead)."""
+    with pytest.raises(ValueError, match="do not fit waveforms of shape"):
+        Fbank(snip_edges=snip)(torch.randn(2, 3000), torch.tensor([5000, 3000]))
