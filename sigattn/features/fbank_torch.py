@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from ._lanes import FAST_N, lane_plan
-from .fbank import FLT_EPSILON, frame_params, mel_banks, window_function
+from .fbank import FLT_EPSILON, _segments, frame_params, mel_banks, window_function
 
 __all__ = ["Fbank"]
 
@@ -79,6 +79,7 @@ class Fbank(nn.Module):
         self.log_floor = math.log(energy_floor) if energy_floor > 0 else -math.inf
         win = window_function(window_type, self.size, blackman_coeff)
         banks = mel_banks(num_mel_bins, self.padded, sample_rate, low_freq, high_freq)
+        _segments(num_mel_bins, self.padded, sample_rate, low_freq, high_freq)  # raises on an empty band, as fbank
         self.register_buffer("window", torch.from_numpy(win), persistent=False)
         self.register_buffer("banks", torch.from_numpy(banks.T.astype(np.float32)), persistent=False)
         # "exact": power-of-two sizes run the Numba kernel's FFT (radix-4, same twiddles, same operation order,
@@ -96,6 +97,17 @@ class Fbank(nn.Module):
             self.register_buffer("fft_conj", torch.from_numpy((n - k) % n), persistent=False)
             self.register_buffer("fft_tw", torch.from_numpy(tw.T.copy()), persistent=False)
             self.register_buffer("fft_split", torch.from_numpy(split), persistent=False)
+        # constants keep their dtype through module.half() / .float() / .to(dtype) (a model holding Fbank gets
+        # cast as a whole): float64 window and twiddles, float32 banks; only device moves apply
+        self._constants = {name: buf.clone() for name, buf in self.named_buffers()}
+
+    def _apply(self, fn, recurse=True):
+        super()._apply(fn, recurse)
+        for name, master in self._constants.items():
+            buf = self._buffers[name]
+            if buf.dtype != master.dtype:
+                self._buffers[name] = master.to(buf.device)
+        return self
 
     def frame_lengths(self, lengths: Tensor) -> Tensor:
         """Number of frames of each item from its number of samples."""

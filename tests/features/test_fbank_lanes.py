@@ -122,3 +122,22 @@ def test_torch_module_exact_fft_equals_kernel(sr, snip):
 def test_torch_module_fft_option_is_checked():
     with pytest.raises(ValueError, match="fft must be"):
         Fbank(fft="fast")
+
+
+@pytest.mark.parametrize("cast", ["float", "half", "bfloat16", "double"])
+def test_torch_module_constants_survive_dtype_casts(cast):
+    """A model holding Fbank gets cast as a whole: the window, twiddles and banks keep their dtypes."""
+    x = speechlike(16000, 0.5)
+    ref = fbank(x)
+    module = getattr(Fbank(), cast)()
+    assert module.window.dtype == torch.float64 and module.fft_tw.dtype == torch.float64
+    assert module.banks.dtype == torch.float32
+    feats, _ = module(torch.from_numpy(x)[None])
+    assert np.abs(feats[0].numpy().T - ref).max() <= 1e-5
+
+
+def test_torch_module_rejects_a_band_without_bins_like_fbank():
+    with pytest.raises(ValueError, match="no FFT bin"):
+        Fbank(low_freq=100.0, high_freq=110.0)
+    with pytest.raises(ValueError, match="no FFT bin"):
+        fbank(np.zeros(1600, dtype=np.float32), low_freq=100.0, high_freq=110.0)
