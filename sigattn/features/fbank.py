@@ -372,6 +372,31 @@ def _lane_tables(size: int, shift: int, padded: int):
     return tables
 
 
+class DitherNoise:
+    """Gaussian dither noise: ``noise(f0, f1)`` is ``(frame size, f1 - f0)``, column ``j`` for global frame ``f0 + j``
+    (frames numbered across the items of a batch). Made in blocks of 2048 frames, each from its own generator
+    (``numpy.random.default_rng`` seeded with ``seed`` and the block index), so a frame's noise does not depend
+    on how the frames are split into chunks or threads, and only a chunk's noise is in memory (one array of the
+    whole noise was 1.15 GB for an hour of 16 kHz audio)."""
+
+    BLOCK = 2048
+
+    def __init__(self, seed: int | None, size: int) -> None:
+        self.entropy = np.random.SeedSequence(seed).entropy
+        self.size = size
+
+    def block(self, b: int) -> np.ndarray:
+        rng = np.random.default_rng(np.random.SeedSequence(self.entropy, spawn_key=(b,)))
+        return rng.standard_normal((self.size, self.BLOCK))
+
+    def __call__(self, f0: int, f1: int) -> np.ndarray:
+        out = np.empty((self.size, f1 - f0))
+        for b in range(f0 // self.BLOCK, (f1 - 1) // self.BLOCK + 1):
+            lo, hi = max(f0, b * self.BLOCK), min(f1, (b + 1) * self.BLOCK)
+            out[:, lo - f0 : hi - f0] = self.block(b)[:, lo - b * self.BLOCK : hi - b * self.BLOCK]
+        return out
+
+
 def _mel_view(out, u, f_begin, f_end, col0, num_bins, bins_first):
     return (
         out[u, col0 : col0 + num_bins, f_begin:f_end]
@@ -409,7 +434,7 @@ def _run_lanes(flat, starts, lens, frames, first_offset, shift, size, padded, no
 
     flat_out = out.reshape(-1)
     out_shape = np.array(out.shape, dtype=np.int64)
-    noise_flat = noise.reshape(-1)
+    no_noise = np.zeros(1)
 
     def run(part):
         block = np.empty(shift * ncol, dtype=flat.dtype)
@@ -417,9 +442,13 @@ def _run_lanes(flat, starts, lens, frames, first_offset, shift, size, padded, no
         tile = np.empty(padded * LANES, dtype=out.dtype)
         total = 0.0
         for u, g_begin, g_end, f_begin, f_end in part:
+            # the chunk's noise, all 16 lanes of its last group included; columns from the chunk's first frame
+            f0 = int(frame_base[u]) + f_begin
+            width = (g_end - g_begin) * LANES
+            chunk_noise = noise(f0, f0 + width).reshape(-1) if noise is not None else no_noise
             total += _lanes.fbank_groups(
-                flat, starts, lens, g_utt, g_f0, frames, frame_base, first_offset, shift, size, padded // 2,
-                noise_flat, noise.shape[1], dither, remove_dc, preemph, window, raw_energy, need_energy,
+                flat, starts, lens, g_utt, g_f0, frames, frame_base - f0, first_offset, shift, size, padded // 2,
+                chunk_noise, width, dither, remove_dc, preemph, window, raw_energy, need_energy,
                 tables["pos"], tables["boff"], tw, ptw, lo, seg_start, up_w, use_power, eps, flat_out, out_shape,
                 bins_first, col0, energy_col, energy_min, block, melbuf, tile, g_begin, g_end,
             )  # fmt: skip
@@ -454,7 +483,7 @@ def _run_blocks(flat, starts, lens, frames, first_offset, shift, size, padded, n
     mel = np.empty((chunk, num_bins), dtype=ftype)
     zero = ftype(0.0)
     direct = len(frames) == 1 and not bins_first and energy_col < 0
-    noise_t = noise.T  # (frames, size) view of the (size, frames) noise
+    no_noise = np.zeros((1, 1))
     checksum = 0.0
     # Serial, the FFT on one torch thread: waking worker threads for each ~0.4 ms block cost more than it saved.
     with KERNEL_LOCK, torch_threads(1):
@@ -463,7 +492,7 @@ def _run_blocks(flat, starts, lens, frames, first_offset, shift, size, padded, n
             fb = buf[: c1 - c0]
             fu, fi = frame_utt[c0:c1], frame_idx[c0:c1]
             checksum += _frames_range(flat, starts, lens, fu, fi, first_offset, shift, size,
-                                      noise_t[c0:c1] if dither > 0 else noise_t, dither, remove_dc, preemph,
+                                      noise(c0, c1).T if noise is not None else no_noise, dither, remove_dc, preemph,
                                       window, raw_energy, need_energy, fb, energy[c0:c1], 0, c1 - c0)  # fmt: skip
             # a fresh output tensor: rfft(out=...) copies through a temporary and is ~1.5x slower
             spec_ri = torch.fft.rfft(torch.from_numpy(fb), dim=-1).numpy().view(ftype)
@@ -504,12 +533,8 @@ def _run(waves, names, sample_rate, num_mel_bins, frame_length, frame_shift, dit
     starts = np.zeros(len(waves), dtype=np.int64)
     starts[1:] = np.cumsum(lens)[:-1]
     flat = np.concatenate(waves) if len(waves) > 1 else waves[0]
-    total = int(frames.sum())
     first_offset = 0 if snip_edges else shift // 2 - size // 2
-    # dither noise of global frame f is column f (the extra LANES columns feed the lanes kernel's unused lanes)
-    noise = (
-        np.random.default_rng(seed).standard_normal((size, total + LANES)) if dither > 0 else np.zeros((1, 1))
-    )
+    noise = DitherNoise(seed, size) if dither > 0 else None
     ftype = np.float32 if dtype == "float32" else np.float64
     n_out = num_mel_bins + (1 if use_energy else 0)
     energy_col = (num_mel_bins if htk_compat else 0) if use_energy else -1
@@ -593,7 +618,7 @@ def fbank(
         use_log_fbank: log of the mel energies (floored at FLT_EPSILON).
         use_power: power spectrum (else magnitude).
         subtract_mean: subtract the per-utterance mean of each column.
-        seed: seed of the dither noise (``numpy.random.default_rng``).
+        seed: seed of the dither noise (:class:`DitherNoise`: per block of 2048 frames, whatever the threads).
         dtype: "float32" (default) or "float64" (FFT in double; an oracle mode).
 
     Returns:

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from sigattn.features import Fbank, fbank, fbank_batch
+from sigattn.features.fbank import DitherNoise
 
 fbank_module = importlib.import_module("sigattn.features.fbank")
 lanes_module = importlib.import_module("sigattn.features._lanes")
@@ -174,12 +175,14 @@ def test_items_shorter_than_one_frame_raise_naming_the_item():
 
 
 def test_dither_uses_the_documented_noise_of_each_frame():
-    """Noise ``default_rng(seed).standard_normal((frame_size, total_frames + 16))``, column = global frame (batch
-    order): checks the kernel's noise offsets for every lane, the batch's frame bases and the energy."""
+    """Noise ``DitherNoise(seed, frame_size)``, column = global frame (batch order): checks the kernel's noise
+    offsets for every lane, the batch's frame bases (one item crosses the 2048-frame noise block), the energy."""
     rng = np.random.default_rng(6)
-    waves = [rng.standard_normal(n) for n in (400 + 160 * 16, 3000, 400 + 160 * 3)]  # 17, 17 and 4 frames
+    waves = [
+        rng.standard_normal(n) for n in (400 + 160 * 16, 160 * 2100, 400 + 160 * 3)
+    ]  # 17, 2098, 4 frames
     feats, n_fr = fbank_batch(waves, dither=0.7, seed=4, dtype="float64", use_energy=True)
-    noise = np.random.default_rng(4).standard_normal((400, int(n_fr.sum()) + 16))
+    noise = DitherNoise(4, 400)(0, int(n_fr.sum()) + 16)
     base = np.concatenate([[0], np.cumsum(n_fr)[:-1]])
     for b, w in enumerate(waves):
         ref = reference(w, use_energy=True, noise=noise, dither=0.7, frame_base=int(base[b]))
@@ -187,9 +190,20 @@ def test_dither_uses_the_documented_noise_of_each_frame():
     one = fbank(
         waves[0], dither=0.7, seed=4, dtype="float64", snip_edges=False, raw_energy=False, use_energy=True
     )
-    noise = np.random.default_rng(4).standard_normal((400, one.shape[0] + 16))
+    noise = DitherNoise(4, 400)(0, one.shape[0] + 16)
     ref = reference(waves[0], snip_edges=False, raw_energy=False, use_energy=True, noise=noise, dither=0.7)
     assert np.abs(one - ref).max() <= 1e-9
+
+
+def test_dither_noise_blocks_are_consistent_and_seeded():
+    """Any range of frames gets the same columns as one long draw (across 2048-frame blocks); seeds repeat."""
+    whole = DitherNoise(3, 40)(0, 5000)
+    for f0, f1 in ((0, 1), (2047, 2049), (100, 4200), (4095, 4097)):
+        np.testing.assert_array_equal(DitherNoise(3, 40)(f0, f1), whole[:, f0:f1])
+    assert not np.array_equal(DitherNoise(4, 40)(0, 5000), whole)
+    assert abs(whole.mean()) < 0.01 and abs(whole.std() - 1.0) < 0.01
+    # the columns are independent draws: neighbouring frames (also across a block edge) are uncorrelated
+    assert abs(np.corrcoef(whole[:, 2047], whole[:, 2048])[0, 1]) < 0.5
 
 
 def test_many_short_items_same_result_for_one_and_two_threads():
