@@ -79,7 +79,8 @@ class Fbank(nn.Module):
         self.log_floor = math.log(energy_floor) if energy_floor > 0 else -math.inf
         win = window_function(window_type, self.size, blackman_coeff)
         banks = mel_banks(num_mel_bins, self.padded, sample_rate, low_freq, high_freq)
-        _segments(num_mel_bins, self.padded, sample_rate, low_freq, high_freq)  # raises on an empty band, as fbank
+        # an empty band raises, as in fbank
+        _segments(num_mel_bins, self.padded, sample_rate, low_freq, high_freq)
         self.register_buffer("window", torch.from_numpy(win), persistent=False)
         self.register_buffer("banks", torch.from_numpy(banks.T.astype(np.float32)), persistent=False)
         # "exact": power-of-two sizes run the Numba kernel's FFT (radix-4, same twiddles, same operation order,
