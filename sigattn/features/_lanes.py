@@ -190,15 +190,14 @@ vadd = _binary("vadd", lambda b, x, y: _exact(b.fadd(x, y)))
 vsub = _binary("vsub", lambda b, x, y: _exact(b.fsub(x, y)))
 
 
-def _fenced_product(builder, x, y):
-    """``x * y`` behind ``llvm.arithmetic.fence``, so that no later pass fuses the product into a following add
-    (an FMA rounds once: results would differ from ``a * b + c`` in torch or NumPy). Use :func:`vfma` where a
-    fused operation is wanted."""
-    product = _exact(builder.fmul(x, y))
-    return builder.call(_vector_intrinsic(builder, "llvm.arithmetic.fence", product.type, 1), [product])
+def _product(builder, x, y):
+    """``x * y``. Not fused into a following add: LLVM contracts only instructions flagged "contract" (Numba's
+    fastmath pass would add the flag; :func:`_exact` keeps it out), and an FMA rounds once, so results would
+    differ from ``a * b + c`` in torch or NumPy. Use :func:`vfma` where a fused operation is wanted."""
+    return _exact(builder.fmul(x, y))
 
 
-vmul = _binary("vmul", _fenced_product)
+vmul = _binary("vmul", _product)
 vmax = _binary("vmax", lambda b, x, y: b.select(b.fcmp_ordered(">", x, y), x, y))
 
 
