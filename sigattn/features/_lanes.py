@@ -350,6 +350,28 @@ def _r2(t, n):
         vstore(t, b1 + LANES, vsub(ai, bi))
 
 
+@njit(fastmath=FAST, inline="always")
+def _combine4(t, b0, b1, b2, b3, a0r, a0i, w1r, w1i, w2r, w2i, w3r, w3i):
+    """The radix-4 butterfly's output rows from the input row ``a0`` and the twiddled rows ``w1, w2, w3``:
+    ``X[j + s q] = (A0 + (-1)^s W2) + (-i)^s (W1 + (-1)^s W3)``, stored at offsets ``b0 .. b3``."""
+    t0r = vadd(a0r, w2r)
+    t0i = vadd(a0i, w2i)
+    t1r = vsub(a0r, w2r)
+    t1i = vsub(a0i, w2i)
+    t2r = vadd(w1r, w3r)
+    t2i = vadd(w1i, w3i)
+    t3r = vsub(w1r, w3r)
+    t3i = vsub(w1i, w3i)
+    vstore(t, b0, vadd(t0r, t2r))
+    vstore(t, b0 + LANES, vadd(t0i, t2i))
+    vstore(t, b2, vsub(t0r, t2r))
+    vstore(t, b2 + LANES, vsub(t0i, t2i))
+    vstore(t, b1, vadd(t1r, t3i))
+    vstore(t, b1 + LANES, vsub(t1i, t3r))
+    vstore(t, b3, vsub(t1r, t3i))
+    vstore(t, b3 + LANES, vadd(t1i, t3r))
+
+
 @njit(fastmath=FAST)
 def _r4_first(t, n):
     """Radix-4 stage of length-1 sub-transforms (twiddles all 1: no multiplications)."""
@@ -366,22 +388,7 @@ def _r4_first(t, n):
         w2i = vload(t, b2 + LANES, t)
         w3r = vload(t, b3, t)
         w3i = vload(t, b3 + LANES, t)
-        t0r = vadd(a0r, w2r)
-        t0i = vadd(a0i, w2i)
-        t1r = vsub(a0r, w2r)
-        t1i = vsub(a0i, w2i)
-        t2r = vadd(w1r, w3r)
-        t2i = vadd(w1i, w3i)
-        t3r = vsub(w1r, w3r)
-        t3i = vsub(w1i, w3i)
-        vstore(t, b0, vadd(t0r, t2r))
-        vstore(t, b0 + LANES, vadd(t0i, t2i))
-        vstore(t, b2, vsub(t0r, t2r))
-        vstore(t, b2 + LANES, vsub(t0i, t2i))
-        vstore(t, b1, vadd(t1r, t3i))
-        vstore(t, b1 + LANES, vsub(t1i, t3r))
-        vstore(t, b3, vsub(t1r, t3i))
-        vstore(t, b3 + LANES, vadd(t1i, t3r))
+        _combine4(t, b0, b1, b2, b3, a0r, a0i, w1r, w1i, w2r, w2i, w3r, w3i)
 
 
 @njit(fastmath=FAST)
@@ -414,23 +421,7 @@ def _r4(t, n, q, tw):
             xi = vload(t, b3 + LANES, t)
             w3r = vsub(vmul(xr, c3), vmul(xi, s3))
             w3i = vadd(vmul(xr, s3), vmul(xi, c3))
-            t0r = vadd(a0r, w2r)
-            t0i = vadd(a0i, w2i)
-            t1r = vsub(a0r, w2r)
-            t1i = vsub(a0i, w2i)
-            t2r = vadd(w1r, w3r)
-            t2i = vadd(w1i, w3i)
-            t3r = vsub(w1r, w3r)
-            t3i = vsub(w1i, w3i)
-            # X[j + s q] = (A0 + (-1)^s W2) + (-i)^s (W1 + (-1)^s W3)
-            vstore(t, b0, vadd(t0r, t2r))
-            vstore(t, b0 + LANES, vadd(t0i, t2i))
-            vstore(t, b2, vsub(t0r, t2r))
-            vstore(t, b2 + LANES, vsub(t0i, t2i))
-            vstore(t, b1, vadd(t1r, t3i))
-            vstore(t, b1 + LANES, vsub(t1i, t3r))
-            vstore(t, b3, vsub(t1r, t3i))
-            vstore(t, b3 + LANES, vadd(t1i, t3r))
+            _combine4(t, b0, b1, b2, b3, a0r, a0i, w1r, w1i, w2r, w2i, w3r, w3i)
 
 
 @njit(fastmath=FAST)
