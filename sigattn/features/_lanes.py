@@ -46,7 +46,7 @@ FAST = {"contract", "reassoc", "nsz", "arcp"}  # for Numba's own scalar code; th
 # 16-lane vectors
 # ---------------------------------------------------------------------------------------------------------
 
-WIDTH = 16  # lanes of a Vec
+WIDTH = LANES  # lanes of a Vec
 
 
 class Vec(types.Type):
