@@ -72,6 +72,7 @@ def bench_fbank(seconds: float, repeats: int, threads: list[int]) -> tuple[str, 
     wave = (rng.standard_normal(int(seconds * 16000)) * 3000).astype(np.float32)
     wave_t = torch.from_numpy(wave)
     module = Fbank()
+    native = Fbank(fft="native")
     n_frames = 1 + (wave.size - 400) // 160
     frames_np = rng.standard_normal((n_frames, 512)).astype(np.float32)
     frames = torch.from_numpy(frames_np)
@@ -100,7 +101,10 @@ def bench_fbank(seconds: float, repeats: int, threads: list[int]) -> tuple[str, 
     tools = {
         "sigattn fbank (Numba)": lambda: fbank(wave),
         "sigattn fbank, block path (Numba + torch.fft; other FFT sizes)": block_path,
-        "sigattn Fbank (torch module)": lambda: module(wave_t[None]),
+        "sigattn Fbank (torch module, fft='exact': the kernel's FFT in torch ops)": lambda: module(
+            wave_t[None]
+        ),
+        "sigattn Fbank (torch module, fft='native': torch.fft)": lambda: native(wave_t[None]),
         "torchaudio kaldi.fbank": lambda: kaldi.fbank(wave_t[None], num_mel_bins=80, dither=0.0),
         "kaldi-native-fbank": run_knf,
         BLOCKS: fft_bound,
