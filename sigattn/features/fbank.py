@@ -7,7 +7,7 @@ power spectrum, sparse triangular mel banks (linear in mel, Nyquist bin weight 0
 
 Power-of-two FFT sizes (the default ``round_to_power_of_two``, from 32 to 2048 padded samples: 25 ms frames
 at 8 to 48 kHz) run one fused Numba kernel (:mod:`._lanes`): 16 frames at a time, SIMD across frames, from the
-waveform to the mel energies, with its own radix-4 FFT, in chunks of 1024 frames (numpy's SIMD log runs on each
+waveform to the mel energies, with its own radix-4 FFT, in chunks of up to 4096 frames (numpy's SIMD log runs on each
 chunk while it is in cache; chunks are spread over ``numba.get_num_threads()`` Python threads, with results
 identical for any count). Framing is float64; the FFT, power and mel sums run in the output dtype (float32, or
 float64 with ``dtype="float64"``, an oracle mode). The torch module :class:`~sigattn.features.Fbank` runs the
