@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import re
+import reprlib
 import types
 import typing
 from dataclasses import dataclass, field
@@ -40,6 +42,10 @@ __all__ = [
 
 class ConfigError(ValueError):
     """A recipe that cannot be used: unknown key, wrong type, bad value or missing file."""
+
+
+class _NotFinite(ConfigError):
+    """A float key given .inf or .nan."""
 
 
 @dataclass
@@ -131,6 +137,75 @@ _CHOICES = {
 
 _FLOAT_RE = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
+# A recipe is a few hundred YAML nodes; more than this many after alias expansion is a mistake or an alias
+# bomb ("billion laughs": a few lines of nested aliases that expand to 10^9 items), refused before building.
+MAX_NODES = 100_000
+MAX_RECIPE_BYTES = 16 * 2**20
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxtuple, _REPR.maxdict = 3, 8, 8, 8
+_REPR.maxstring, _REPR.maxother = 120, 120
+
+
+def _short(value: Any, limit: int = 200) -> str:
+    """``repr(value)`` for error messages, at most ``limit`` characters, without walking all of a huge
+    (or alias-shared, or recursive) structure."""
+    text = _REPR.repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _expanded_size(root: yaml.Node, limit: int) -> int:
+    """Nodes of ``root`` with every alias expanded (memoised per node; stops counting above ``limit``)."""
+    size: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        if id(node) in size:
+            continue
+        if isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            children = [x for pair in node.value for x in pair]
+        else:
+            size[id(node)] = 1
+            continue
+        if done:
+            on_path.discard(id(node))
+            size[id(node)] = min(1 + sum(size[id(c)] for c in children), limit + 1)
+            continue
+        if id(node) in on_path:
+            raise ConfigError("recursive alias (a node that contains itself)")
+        on_path.add(id(node))
+        stack.append((node, True))
+        for c in children:
+            if id(c) in on_path:
+                raise ConfigError("recursive alias (a node that contains itself)")
+            if id(c) not in size:
+                stack.append((c, False))
+    return size[id(root)]
+
+
+def _safe_yaml(text: str) -> Any:
+    """``yaml.safe_load(text)`` that refuses alias bombs and recursive aliases (``ConfigError``, no file).
+
+    The size is counted on the composed node graph (an alias target counted once per use) before any Python
+    object is built, so a bomb costs nothing."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        n = _expanded_size(node, MAX_NODES)
+        if n > MAX_NODES:
+            raise ConfigError(
+                f"expands to more than {MAX_NODES} YAML nodes (anchors/aliases repeated inside each other?); "
+                "a recipe is far smaller: write the values out"
+            )
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
 
 def _type_name(tp: Any) -> str:
     if isinstance(tp, type):
@@ -154,17 +229,19 @@ def _convert(value: Any, tp: Any, path: str, source: str) -> Any:
                 continue
             try:
                 return _convert(value, a, path, source)
+            except _NotFinite:  # the type fits, the value does not: that error, not "expects X | None"
+                raise
             except ConfigError as e:
                 errors.append(e)
-        raise ConfigError(f"{where} expects {_type_name(tp)}, got {type(value).__name__} {value!r}")
+        raise ConfigError(f"{where} expects {_type_name(tp)}, got {type(value).__name__} {_short(value)}")
     if origin is typing.Literal:
         if value not in typing.get_args(tp):
-            raise ConfigError(f"{where} must be one of {typing.get_args(tp)}, got {value!r}")
+            raise ConfigError(f"{where} must be one of {typing.get_args(tp)}, got {_short(value)}")
         return value
     if origin in (list, tuple):
         if not isinstance(value, (list, tuple)):
             raise ConfigError(
-                f"{where} expects a list ({_type_name(tp)}), got {type(value).__name__} {value!r}"
+                f"{where} expects a list ({_type_name(tp)}), got {type(value).__name__} {_short(value)}"
             )
         args = typing.get_args(tp)
         if origin is tuple and args and args[-1] is not Ellipsis:
@@ -186,24 +263,36 @@ def _convert(value: Any, tp: Any, path: str, source: str) -> Any:
         return _build(tp, value, path, source)
     if tp is float:
         if isinstance(value, str) and _FLOAT_RE.fullmatch(value.strip()):
-            return float(value)  # YAML 1.1 reads "3e-4" (no dot) as a string; accept plain numerals
+            value = float(value)  # YAML 1.1 reads "3e-4" (no dot) as a string; accept plain numerals
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where} expects float, got {type(value).__name__} {value!r}")
-        return float(value)
+            raise ConfigError(f"{where} expects float, got {type(value).__name__} {_short(value)}")
+        try:
+            value = float(value)
+        except OverflowError:  # an int beyond float range
+            value = math.inf
+        if not math.isfinite(value):
+            # .inf / .nan (or 1e999) would pass here and fail mid-training (a NaN loss, a FloatingPointError)
+            raise _NotFinite(
+                f"{where} must be a finite number, got {value} (no setting takes .inf or .nan; "
+                "null means 'none' where a key allows it)"
+            )
+        return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where} expects int, got {type(value).__name__} {value!r}")
+            raise ConfigError(f"{where} expects int, got {type(value).__name__} {_short(value)}")
         return value
     if tp is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{where} expects bool (true/false), got {type(value).__name__} {value!r}")
+            raise ConfigError(
+                f"{where} expects bool (true/false), got {type(value).__name__} {_short(value)}"
+            )
         return value
     if tp is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{where} expects str, got {type(value).__name__} {value!r}")
+            raise ConfigError(f"{where} expects str, got {type(value).__name__} {_short(value)}")
         return value
     if isinstance(tp, type) and not isinstance(value, tp):
-        raise ConfigError(f"{where} expects {_type_name(tp)}, got {type(value).__name__} {value!r}")
+        raise ConfigError(f"{where} expects {_type_name(tp)}, got {type(value).__name__} {_short(value)}")
     return value
 
 
@@ -227,7 +316,7 @@ def _build(cls: type, data: Any, path: str, source: str) -> Any:
             )
         value = _convert(value, hints[key], full, source)
         if full in _CHOICES and value not in _CHOICES[full]:
-            raise ConfigError(f"{where}key {full!r} must be one of {_CHOICES[full]}, got {value!r}")
+            raise ConfigError(f"{where}key {full!r} must be one of {_CHOICES[full]}, got {_short(value)}")
         kwargs[key] = value
     missing = [
         n
@@ -244,11 +333,13 @@ def _build(cls: type, data: Any, path: str, source: str) -> Any:
         raise ConfigError(f"{where}section {path or '<top>'!r}: {e}") from e
 
 
-def _parse_scalar(text: str) -> Any:
+def _parse_scalar(text: str, override: str) -> Any:
     try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
+        return _safe_yaml(text)
+    except (yaml.YAMLError, RecursionError):
         return text
+    except ConfigError as e:
+        raise ConfigError(f"override {_short(override, 80)}: {e}") from None
 
 
 def apply_overrides(raw: dict, overrides: list[str] | tuple[str, ...]) -> dict:
@@ -268,7 +359,7 @@ def apply_overrides(raw: dict, overrides: list[str] | tuple[str, ...]) -> dict:
             if not isinstance(nxt, dict):
                 raise ConfigError(f"override {ov!r}: {'.'.join(parts[: i + 1])!r} is not a section")
             node = nxt
-        node[parts[-1]] = _parse_scalar(text)
+        node[parts[-1]] = _parse_scalar(text, ov)
     return raw
 
 
@@ -320,10 +411,25 @@ def read_yaml(path: str | Path) -> dict:
         raise ConfigError(
             f"recipe file not found: {str(p)!r}" + (" (it is a directory)" if p.is_dir() else "")
         )
+    size = p.stat().st_size
+    if size > MAX_RECIPE_BYTES:
+        raise ConfigError(f"{p}: {size} bytes is not a recipe (the limit is {MAX_RECIPE_BYTES} bytes)")
+    data = p.read_bytes()
     try:
-        raw = yaml.safe_load(p.read_text())
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(
+            f"{p}: not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start}); save the recipe as UTF-8"
+        ) from None
+    try:
+        raw = _safe_yaml(text)
     except yaml.YAMLError as e:
-        raise ConfigError(f"{p}: not valid YAML: {e}") from e
+        # PyYAML's message spans lines (problem, context, file position): one line here
+        raise ConfigError(f"{p}: not valid YAML: {' '.join(str(e).split())}") from e
+    except RecursionError:
+        raise ConfigError(f"{p}: YAML nested too deeply to be a recipe") from None
+    except ConfigError as e:
+        raise ConfigError(f"{p}: {e}") from None
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
