@@ -6,16 +6,22 @@ Accepted inputs:
 * A wide pandas DataFrame (a ``date`` column or a ``DatetimeIndex``, one column per variable).
 * A long DataFrame with ``unique_id, ds, y`` (neuralforecast's layout), pivoted to wide.
 
-Checks (errors name the file and the offending column, row or timestamp): timestamps must parse, be strictly
-increasing and unique; every variable column must be numeric; missing values are an error unless
-``fill_missing="interpolate"`` (linear over rows, series ends filled with the nearest value; the number of
-filled values is logged). ``ForecastTask`` interpolates split by split, never filling a training row from
-validation or test rows (``interpolate_missing(..., ends=...)``).
+Checks (errors are one line naming the file, the file line -- the header is line 1 -- and the offending
+column or timestamp; in-memory frames name the 0-based row): the file must hold a header and data rows;
+timestamps must parse, be strictly increasing, unique and regularly spaced (a fixed step or a pandas calendar
+frequency such as month starts or business days; gaps are an error unless ``irregular="allow"``, CLI
+``params.irregular=allow``, which logs how many were accepted); every variable column must be numeric;
+missing values are an error unless ``fill_missing="interpolate"`` (linear over rows, series ends filled with
+the nearest value; the number of filled values is logged). ``ForecastTask`` interpolates split by split, never
+filling a training row from validation or test rows (``interpolate_missing(..., ends=...)``).
 """
 
 from __future__ import annotations
 
+import csv
 import logging
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +41,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 FILL_MODES = ("error", "interpolate")
+IRREGULAR_MODES = ("error", "allow")
 
 
 @dataclass
@@ -62,33 +69,146 @@ class SeriesFrame:
         return SeriesFrame(self.values[:, idx], order, self.dates, self.source)
 
 
-def _check_dates(dates, source: str) -> np.ndarray:
+def _row_locator(n_rows: int, path: Path | None = None) -> Callable[[int], str]:
+    """``where(i)``: ``"line N"`` for data row ``i`` of the CSV ``path`` (header = line 1, blank lines counted
+    as pandas skips them), ``"row i"`` for in-memory frames. File lines are read only when a message needs one."""
+    if path is None:
+        return lambda i: f"row {i}"
+    cache: list[list[int]] = []
+
+    def where(i: int) -> str:
+        if not cache:
+            cache.append(_csv_lines(path)[1])
+        lines = cache[0]
+        # a mismatch (a layout pandas reads differently) gives the data row rather than a wrong line
+        return f"line {lines[i]}" if len(lines) == n_rows else f"data row {i} (0-based)"
+
+    return where
+
+
+def _csv_lines(path: Path) -> tuple[int, list[int]]:
+    """The header's file line and each data row's first file line (1-based), skipping blank lines as pandas does."""
+    header, rows, last = 0, [], 0
+    with open(path, newline="", encoding="utf-8", errors="replace") as fh:
+        reader = csv.reader(fh)
+        for row in reader:
+            start, last = last + 1, reader.line_num
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue
+            if header:
+                rows.append(start)
+            else:
+                header = start
+    return header, rows
+
+
+def _ts(t) -> str:
     import pandas as pd
 
+    return str(pd.Timestamp(t))
+
+
+def _check_dates(dates, source: str, where: Callable[[int], str] | None = None) -> np.ndarray:
+    import pandas as pd
+
+    where = where or _row_locator(len(dates))
     try:
         parsed = pd.to_datetime(pd.Series(dates), errors="raise")
     except (ValueError, TypeError) as e:
         raise ValueError(f"{source}: could not parse the timestamps ({e})") from None
     if parsed.isna().any():
-        raise ValueError(f"{source}: missing timestamp at row {int(np.flatnonzero(parsed.isna())[0])}")
+        raise ValueError(f"{source}: missing timestamp at {where(int(np.flatnonzero(parsed.isna())[0]))}")
     arr = parsed.to_numpy()
     if len(arr) > 1:
         diffs = np.diff(arr.astype("datetime64[ns]").astype(np.int64))
         dup = np.flatnonzero(diffs == 0)
         if dup.size:
-            raise ValueError(f"{source}: duplicated timestamp {arr[dup[0] + 1]} at row {int(dup[0] + 1)}")
+            i = int(dup[0] + 1)
+            raise ValueError(
+                f"{source}: duplicated timestamp {_ts(arr[i])} at {where(i)} (as on {where(i - 1)})"
+            )
         back = np.flatnonzero(diffs < 0)
         if back.size:
             i = int(back[0] + 1)
             raise ValueError(
-                f"{source}: timestamps are not increasing: row {i} ({arr[i]}) comes before row {i - 1} ({arr[i - 1]})"
+                f"{source}: timestamps are not increasing: {where(i)} ({_ts(arr[i])}) comes before "
+                f"{where(i - 1)} ({_ts(arr[i - 1])})"
             )
     return arr
 
 
-def _numeric_values(df, columns: list[str], source: str, fill_missing: str) -> np.ndarray:
+def _check_spacing(arr: np.ndarray, source: str, where: Callable[[int], str], irregular: str) -> None:
+    """Gaps in the timestamps' spacing: an error, or (``irregular="allow"``) a logged warning.
+
+    Regular means one fixed step, or a calendar frequency pandas recognises (month starts, business days...).
+    Otherwise the step is the frequency pandas infers from a short stretch of the series (else the most common
+    difference), and every difference other than one step is counted as a gap.
+    """
+    import pandas as pd
+    from pandas.tseries.frequencies import to_offset
+
+    if irregular not in IRREGULAR_MODES:
+        raise ValueError(f"irregular must be one of {IRREGULAR_MODES}, got {irregular!r}")
+    if len(arr) < 3:
+        return
+    diffs = np.diff(arr.astype("datetime64[ns]").astype(np.int64))
+    if (diffs == diffs[0]).all():
+        return
+    idx = pd.DatetimeIndex(arr)
+    with warnings.catch_warnings():
+        warnings.simplefilter(
+            "ignore"
+        )  # pandas' FutureWarning on infer_freq's return type, PerformanceWarning
+        if pd.infer_freq(idx) is not None:
+            return
+        found = [pd.infer_freq(idx[s : s + 8]) for s in (0, len(idx) // 3, 2 * len(idx) // 3)]
+        found = [str(f.freqstr if hasattr(f, "freqstr") else f) for f in found if f is not None]
+        if found:
+            step = to_offset(max(set(found), key=found.count))
+        else:
+            values, counts = np.unique(diffs, return_counts=True)
+            step = to_offset(pd.Timedelta(int(values[np.argmax(counts)])))
+        gaps = np.flatnonzero(np.asarray(idx[1:] != idx[:-1] + step))
+    if gaps.size == 0:
+        return
+    i, n = int(gaps[0]), int(gaps.size)
+    what = f"{n} gap{'s' if n > 1 else ''} in the {_step_name(step)} spacing"
+    first = f"the first from {where(i)} ({_ts(arr[i])}) to {where(i + 1)} ({_ts(arr[i + 1])})"
+    if irregular == "error":
+        raise ValueError(
+            f"{source}: irregular timestamps: {what}, {first}; the splits count rows, so their dates would "
+            "shift; override params.irregular=allow to accept them"
+        )
+    log.warning("%s: accepted %s (params.irregular=allow); %s", source, what, first)
+
+
+def _step_name(step) -> str:
+    """``1-hour``, ``15-minute``, ``1-day``, ``business-day``, else pandas' frequency string."""
     import pandas as pd
 
+    if step.freqstr in ("B", "1B"):
+        return "business-day"
+    try:
+        ns = pd.Timedelta(step).value
+    except (ValueError, TypeError):
+        return f"{step.freqstr!r}"
+    for unit, size in (
+        ("day", 86_400 * 10**9),
+        ("hour", 3_600 * 10**9),
+        ("minute", 60 * 10**9),
+        ("second", 10**9),
+    ):
+        if ns % size == 0:
+            return f"{ns // size}-{unit}"
+    return str(pd.Timedelta(step))
+
+
+def _numeric_values(
+    df, columns: list[str], source: str, fill_missing: str, where: Callable[[int], str] | None = None
+) -> np.ndarray:
+    import pandas as pd
+
+    where = where or _row_locator(len(df))
     if fill_missing not in FILL_MODES + ("defer",):
         raise ValueError(f"fill_missing must be one of {FILL_MODES}, got {fill_missing!r}")
     if not columns:
@@ -96,12 +216,10 @@ def _numeric_values(df, columns: list[str], source: str, fill_missing: str) -> n
     for c in columns:
         if not pd.api.types.is_numeric_dtype(df[c]) or pd.api.types.is_bool_dtype(df[c]):
             bad = pd.to_numeric(df[c], errors="coerce").isna() & df[c].notna()
-            where = (
-                f" (e.g. {df[c][bad].iloc[0]!r} at row {int(np.flatnonzero(bad.to_numpy())[0])})"
-                if bad.any()
-                else ""
+            at = f" (e.g. {df[c][bad].iloc[0]!r} at {where(int(np.flatnonzero(bad.to_numpy())[0]))})"
+            raise ValueError(
+                f"{source}: column {c!r} is not numeric (dtype {df[c].dtype}){at if bad.any() else ''}"
             )
-            raise ValueError(f"{source}: column {c!r} is not numeric (dtype {df[c].dtype}){where}")
     values = np.array(df[columns].to_numpy(dtype=np.float64), copy=True)
     values[~np.isfinite(values)] = np.nan
     missing = np.isnan(values)
@@ -110,8 +228,8 @@ def _numeric_values(df, columns: list[str], source: str, fill_missing: str) -> n
             counts = {c: int(n) for c, n in zip(columns, missing.sum(axis=0)) if n}
             first = int(np.flatnonzero(missing.any(axis=1))[0])
             raise ValueError(
-                f"{source}: {int(missing.sum())} missing values {counts}, first at row {first}; "
-                "pass fill_missing='interpolate' to fill them by linear interpolation in time"
+                f"{source}: {int(missing.sum())} missing values {counts}, first at {where(first)}; "
+                "override params.fill_missing=interpolate to fill them by linear interpolation in time"
             )
         if fill_missing == "defer":  # the caller fills per split (ForecastTask), see interpolate_missing
             return values
@@ -153,9 +271,17 @@ def interpolate_missing(
 
 
 def from_dataframe(
-    df, date_col: str | None = "date", fill_missing: str = "error", source: str = "<DataFrame>"
+    df,
+    date_col: str | None = "date",
+    fill_missing: str = "error",
+    source: str = "<DataFrame>",
+    irregular: str = "error",
+    *,
+    _path: Path | None = None,
 ):
     """A :class:`SeriesFrame` from a wide DataFrame (``date_col`` column, or a DatetimeIndex, or no dates).
+
+    ``irregular``: ``"error"`` (gaps in the timestamps' spacing are an error) or ``"allow"`` (logged).
 
     Example:
         >>> import pandas as pd
@@ -167,21 +293,34 @@ def from_dataframe(
 
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"expected a pandas DataFrame, got {type(df).__name__}")
+    if irregular not in IRREGULAR_MODES:
+        raise ValueError(f"irregular must be one of {IRREGULAR_MODES}, got {irregular!r}")
+    if len(df) == 0:
+        raise ValueError(f"{source}: no data rows (columns {[str(c) for c in df.columns][:10]})")
+    where = _row_locator(len(df), _path)
     if date_col is not None and date_col in df.columns:
-        dates = _check_dates(df[date_col], source)
+        dates = _check_dates(df[date_col], source, where)
         columns = [str(c) for c in df.columns if c != date_col]
         df = df.drop(columns=[date_col])
     elif isinstance(df.index, pd.DatetimeIndex):
-        dates = _check_dates(df.index, source)
+        dates = _check_dates(df.index, source, where)
         columns = [str(c) for c in df.columns]
     else:
         dates, columns = None, [str(c) for c in df.columns]
     df = df.set_axis(columns, axis=1)
-    return SeriesFrame(_numeric_values(df, columns, source, fill_missing), columns, dates, source)
+    values = _numeric_values(df, columns, source, fill_missing, where)
+    if dates is not None:  # after the value checks: a bad value is named before the spacing of the series
+        _check_spacing(dates, source, where, irregular)
+    return SeriesFrame(values, columns, dates, source)
 
 
 def from_long(
-    df, id_col: str = "unique_id", time_col: str = "ds", value_col: str = "y", fill_missing: str = "error"
+    df,
+    id_col: str = "unique_id",
+    time_col: str = "ds",
+    value_col: str = "y",
+    fill_missing: str = "error",
+    irregular: str = "error",
 ) -> SeriesFrame:
     """A :class:`SeriesFrame` from a long frame (neuralforecast's ``unique_id, ds, y``), one column per id.
 
@@ -201,11 +340,13 @@ def from_long(
     wide = df.pivot(index=time_col, columns=id_col, values=value_col).sort_index()
     wide.columns = [str(c) for c in wide.columns]
     wide = wide.reset_index().rename(columns={time_col: "date"})
-    return from_dataframe(wide, "date", fill_missing, source="<long DataFrame>")
+    return from_dataframe(wide, "date", fill_missing, source="<long DataFrame>", irregular=irregular)
 
 
-def load_csv(path, date_col: str = "date", fill_missing: str = "error") -> SeriesFrame:
-    """Read a TSLib-layout CSV (``date``, variables..., target last).
+def load_csv(
+    path, date_col: str = "date", fill_missing: str = "error", irregular: str = "error"
+) -> SeriesFrame:
+    """Read a TSLib-layout CSV (``date``, variables..., target last); see the module docstring for the checks.
 
     Example:
         >>> frame = load_csv("../shared/data/forecasting/ETTh1.csv")  # doctest: +SKIP
@@ -217,13 +358,23 @@ def load_csv(path, date_col: str = "date", fill_missing: str = "error") -> Serie
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"forecasting data file {str(path)!r} does not exist")
+    expected = f"expected a header line ({date_col!r}, then the variables) and data rows"
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path}: the file is empty (0 bytes); {expected}")
     try:
         df = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"{path}: the file holds only blank lines; {expected}") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as e:
         raise ValueError(f"{path}: not a readable CSV ({e})") from None
     if date_col not in df.columns:
         raise ValueError(f"{path}: no {date_col!r} column; columns are {list(df.columns)[:10]}")
-    return from_dataframe(df, date_col, fill_missing, source=str(path))
+    if len(df) == 0:
+        header = _csv_lines(path)[0]
+        raise ValueError(
+            f"{path}: no data rows after the header (line {header}: {','.join(map(str, df.columns))})"
+        )
+    return from_dataframe(df, date_col, fill_missing, source=str(path), irregular=irregular, _path=path)
 
 
 def make_windows(

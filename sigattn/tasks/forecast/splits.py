@@ -18,20 +18,63 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["SPLIT_KINDS", "StandardScaler", "infer_split_kind", "n_windows", "split_borders"]
+__all__ = [
+    "SPLIT_KINDS",
+    "StandardScaler",
+    "describe_split",
+    "infer_split_kind",
+    "n_windows",
+    "split_borders",
+    "split_reason",
+]
 
 SPLIT_KINDS = ("ett_hour", "ett_minute", "custom")
 _MONTH_H = 30 * 24
 
 
 def infer_split_kind(name: str) -> str:
-    """``ett_hour`` for ``ETTh*``, ``ett_minute`` for ``ETTm*``, ``custom`` otherwise (file or dataset name)."""
+    """``ett_hour`` for ``ETTh*``, ``ett_minute`` for ``ETTm*``, ``custom`` otherwise (file or dataset name).
+
+    The prefix is matched case-insensitively (``etth1.csv`` is ETT hourly); :func:`split_reason` says why.
+    """
+    return _infer(name)[0]
+
+
+def split_reason(name: str) -> str:
+    """Why :func:`infer_split_kind` chose its kind for ``name`` (one sentence for the log and the report)."""
+    return _infer(name)[1]
+
+
+def _infer(name: str) -> tuple[str, str]:
     base = str(name).replace("\\", "/").rsplit("/", 1)[-1]
-    if base.startswith("ETTh"):
-        return "ett_hour"
-    if base.startswith("ETTm"):
-        return "ett_minute"
-    return "custom"
+    for prefix, kind in (("ETTh", "ett_hour"), ("ETTm", "ett_minute")):
+        if base.lower().startswith(prefix.lower()):
+            return kind, f"file name {base!r} starts with {prefix!r} (case-insensitive)"
+    return "custom", f"file name {base!r} starts with neither 'ETTh' nor 'ETTm'"
+
+
+def describe_split(borders: dict[str, tuple[int, int]], kind: str, seq_len: int, dates=None) -> str:
+    """One line naming the split kind and the rows each split forecasts (0-based, inclusive), with dates if known.
+
+    ``describe_split(split_borders(100, 10), "custom", 10)`` reads ``custom (70/10/20): train rows 0-69, val rows
+    70-79, test rows 80-99 (val/test windows start 10 rows earlier)``.
+    """
+    what = {"ett_hour": "ETT hourly, 12/4/4 months", "ett_minute": "ETT 15-minute, 12/4/4 months"}
+    parts = []
+    for split, (a, b) in borders.items():
+        first = a if split == "train" else a + seq_len  # val/test targets start after their lookback
+        span = f"{split} rows {first}-{b - 1}"
+        if dates is not None and len(dates) >= b:
+            span += f" ({_day(dates[first])} to {_day(dates[b - 1])})"
+        parts.append(span)
+    return (
+        f"{kind} ({what.get(kind, '70/10/20')}): {', '.join(parts)} "
+        f"(val/test windows start {seq_len} rows earlier)"
+    )
+
+
+def _day(t) -> str:
+    return str(np.datetime64(t, "s")).replace("T", " ")
 
 
 def split_borders(n_rows: int, seq_len: int, kind: str = "custom") -> dict[str, tuple[int, int]]:

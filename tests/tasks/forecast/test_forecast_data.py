@@ -39,31 +39,42 @@ def test_csv_roundtrip_and_target_last(tmp_path):
 def test_non_monotonic_timestamps_named(tmp_path):
     df = _frame()
     df.loc[[3, 4], "date"] = df.loc[[4, 3], "date"].to_numpy()
-    with pytest.raises(ValueError, match=r"series\.csv.*not increasing.*row 4"):
+    # rows 3 and 4 are file lines 5 and 6 (the header is line 1)
+    with pytest.raises(ValueError) as e:
         load_csv(_csv(tmp_path, df))
+    assert (
+        "series.csv: timestamps are not increasing: line 6 (2020-01-01 03:00:00) comes before line 5"
+        in str(e.value)
+    )
 
 
 def test_duplicated_timestamps_named(tmp_path):
     df = _frame()
     df.loc[5, "date"] = df.loc[4, "date"]
-    with pytest.raises(ValueError, match=r"series\.csv.*duplicated timestamp.*row 5"):
+    with pytest.raises(ValueError) as e:
         load_csv(_csv(tmp_path, df))
+    assert "series.csv: duplicated timestamp 2020-01-01 04:00:00 at line 7" in str(e.value)
 
 
 def test_non_numeric_column_named(tmp_path):
     df = _frame()
     df["a"] = df["a"].astype(object)
     df.loc[2, "a"] = "n/a?"
-    with pytest.raises(ValueError, match=r"column 'a' is not numeric.*'n/a\?' at row 2"):
+    with pytest.raises(ValueError) as e:
         load_csv(_csv(tmp_path, df))
+    assert "series.csv: column 'a' is not numeric (dtype str) (e.g. 'n/a?' at line 4)" in str(e.value)
 
 
 def test_missing_values_error_or_interpolate(tmp_path):
     df = _frame()
     df.loc[[0, 4, 5], "a"] = np.nan
     path = _csv(tmp_path, df)
-    with pytest.raises(ValueError, match=r"3 missing values \{'a': 3\}, first at row 0.*interpolate"):
+    with pytest.raises(ValueError) as e:
         load_csv(path)
+    msg = str(e.value)
+    assert "series.csv: 3 missing values {'a': 3}, first at line 2; " in msg
+    assert "override params.fill_missing=interpolate to fill them" in msg
+    assert "fill_missing='interpolate'" not in msg  # the CLI override, not Python syntax
     f = load_csv(path, fill_missing="interpolate")
     ref = pd.Series(df["a"]).interpolate(method="linear", limit_direction="both").to_numpy()
     np.testing.assert_allclose(f.values[:, 0], ref)
@@ -124,3 +135,73 @@ def test_real_files_load():
     assert str(etth1.dates[0])[:19] == "2016-07-01T00:00:00"
     exr = load_csv(root / "exchange_rate.csv")
     assert exr.values.shape == (7588, 8) and exr.columns == ["0", "1", "2", "3", "4", "5", "6", "OT"]
+
+
+def _hourly_with_gaps(n=400):
+    """Hourly rows with two gaps: rows 10..109 (100 hours) and row 250 are absent."""
+    df = _frame(n)
+    return df.drop(index=list(range(10, 110)) + [250]).reset_index(drop=True)
+
+
+def test_gap_in_hourly_timestamps_is_an_error_naming_file_lines_and_count(tmp_path):
+    path = _csv(tmp_path, _hourly_with_gaps())
+    with pytest.raises(ValueError) as e:
+        load_csv(path)
+    msg = str(e.value)
+    assert "\n" not in msg
+    # row 9 (09:00) is file line 11; the next row is 100 hours later: 2020-01-01 10:00 + 100 h = 01-05 14:00.
+    assert (
+        "series.csv: irregular timestamps: 2 gaps in the 1-hour spacing, the first from line 11 "
+        "(2020-01-01 09:00:00) to line 12 (2020-01-05 14:00:00)"
+    ) in msg
+    assert "override params.irregular=allow to accept them" in msg
+
+
+def test_irregular_timestamps_accepted_by_choice_and_logged(tmp_path, caplog):
+    path = _csv(tmp_path, _hourly_with_gaps())
+    with caplog.at_level("WARNING", logger="sigattn.tasks.forecast.data"):
+        f = load_csv(path, irregular="allow")
+    assert f.values.shape == (299, 2)  # nothing dropped: 400 - 100 - 1 rows
+    assert "series.csv: accepted 2 gaps in the 1-hour spacing (params.irregular=allow)" in caplog.text
+    with pytest.raises(ValueError, match="irregular must be one of"):
+        load_csv(path, irregular="ignore")
+
+
+@pytest.mark.parametrize("freq", ["MS", "B", "D", "15min"])
+def test_calendar_frequencies_are_regular(tmp_path, freq):
+    # month starts are 28-31 days apart and business days skip weekends: regular all the same
+    df = pd.DataFrame({"date": pd.date_range("2021-01-01", periods=40, freq=freq), "OT": np.arange(40.0)})
+    assert load_csv(_csv(tmp_path, df)).values.shape == (40, 1)
+
+
+def test_missing_business_day_is_a_gap(tmp_path):
+    df = pd.DataFrame({"date": pd.date_range("2021-01-04", periods=40, freq="B"), "OT": np.arange(40.0)})
+    df = df.drop(index=[20]).reset_index(drop=True)  # row 20 is Monday 2021-02-01
+    with pytest.raises(ValueError) as e:
+        load_csv(_csv(tmp_path, df))
+    assert "1 gap in the business-day spacing, the first from line 21 (2021-01-29 00:00:00)" in str(e.value)
+
+
+def test_line_numbers_count_blank_lines_and_the_header(tmp_path):
+    # pandas skips the blank line 3, so the bad value (data row 2) sits on file line 5, not "row 2"
+    p = tmp_path / "blank.csv"
+    p.write_text("date,OT\n2020-01-01 00:00,1\n\n2020-01-01 01:00,2\n2020-01-01 02:00,oops\n")
+    with pytest.raises(ValueError) as e:
+        load_csv(p)
+    assert "blank.csv: column 'OT' is not numeric (dtype str) (e.g. 'oops' at line 5)" in str(e.value)
+
+
+def test_empty_csv_names_the_file(tmp_path):
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    with pytest.raises(ValueError) as e:
+        load_csv(empty)
+    assert f"{empty}: the file is empty (0 bytes); expected a header line" in str(e.value)
+
+
+def test_header_only_csv_names_the_file(tmp_path):
+    header = tmp_path / "header_only.csv"
+    header.write_text("date,a,OT\n")
+    with pytest.raises(ValueError) as e:
+        load_csv(header)
+    assert f"{header}: no data rows after the header (line 1: date,a,OT)" in str(e.value)

@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sigattn.tasks.forecast.splits import StandardScaler, infer_split_kind, n_windows, split_borders
+from sigattn.tasks.forecast.splits import (
+    StandardScaler,
+    describe_split,
+    infer_split_kind,
+    n_windows,
+    split_borders,
+    split_reason,
+)
 
 
 def test_ett_hour_borders_are_tslib():
@@ -52,3 +59,24 @@ def test_scaler_population_std_and_inverse():
     np.testing.assert_allclose(sc.inverse_transform(sc.transform(rows)), rows)
     const = StandardScaler.fit(np.ones((4, 1)))
     assert np.all(np.isfinite(const.transform(np.ones((2, 1)))))
+
+
+def test_infer_kind_is_case_insensitive_and_says_why():
+    assert infer_split_kind("data/etth1.csv") == "ett_hour"  # was silently custom (70/10/20)
+    assert infer_split_kind("ETTM2.CSV") == "ett_minute"
+    assert infer_split_kind("weather.csv") == "custom"
+    assert split_reason("data/etth1.csv") == "file name 'etth1.csv' starts with 'ETTh' (case-insensitive)"
+    assert split_reason("weather.csv") == "file name 'weather.csv' starts with neither 'ETTh' nor 'ETTm'"
+
+
+def test_describe_split_rows_and_dates():
+    # custom on 100 rows, L = 10: train [0, 70), val [60, 80), test [70, 100); val/test forecast rows 70.., 80..
+    b = split_borders(100, 10, "custom")
+    assert describe_split(b, "custom", 10) == (
+        "custom (70/10/20): train rows 0-69, val rows 70-79, test rows 80-99 "
+        "(val/test windows start 10 rows earlier)"
+    )
+    dates = np.arange("2020-01-01T00", 100, dtype="datetime64[h]")
+    assert describe_split(b, "custom", 10, dates).startswith(
+        "custom (70/10/20): train rows 0-69 (2020-01-01 00:00:00 to 2020-01-03 21:00:00), val rows 70-79"
+    )
