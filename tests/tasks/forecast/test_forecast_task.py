@@ -240,3 +240,87 @@ def test_interpolation_never_fills_training_rows_from_later_splits(tmp_path):
     np.testing.assert_allclose(task.scaler.std, expect[:280].std(0))
     x, _, _ = task.build_datasets()["val"][len(task.build_datasets()["val"]) - 1]
     assert np.isfinite(x.numpy()).all()
+
+
+def _hourly_csv(tmp_path, name, n=14400, drop=()):
+    df = pd.DataFrame(
+        {"date": pd.date_range("2016-07-01", periods=n, freq="h"), "OT": np.sin(np.arange(n) / 7)}
+    )
+    df = df.drop(index=list(drop)).reset_index(drop=True)
+    p = tmp_path / name
+    df.to_csv(p, index=False)
+    return p
+
+
+def test_lowercase_ett_name_gets_the_ett_split_said_in_log_and_report_notes(tmp_path, caplog):
+    path = _hourly_csv(tmp_path, "etth1.csv")
+    task = _task(path)
+    with caplog.at_level("INFO", logger="sigattn.tasks.forecast.task"):
+        task.build_datasets()
+    assert task.split_kind == "ett_hour"  # was "custom" (70/10/20) for a lower-case name
+    assert task.borders == {"train": (0, 8640), "val": (8640 - 24, 11520), "test": (11520 - 24, 14400)}
+    # row 8639 = 2016-07-01 00:00 + 8639 h = 2017-06-25 23:00 (359 days and 23 hours later)
+    line = (
+        f"{path}: split ett_hour (ETT hourly, 12/4/4 months): train rows 0-8639 (2016-07-01 00:00:00 to "
+        "2017-06-25 23:00:00), val rows 8640-11519"
+    )
+    assert line in caplog.text
+    assert "chosen because file name 'etth1.csv' starts with 'ETTh' (case-insensitive)" in caplog.text
+    notes = task.report_notes()
+    assert any(line in n and "chosen because file name 'etth1.csv'" in n for n in notes)
+    explicit = _task(path, split="custom")
+    explicit.build_datasets()
+    assert explicit.split_kind == "custom"
+    assert "chosen by params.split=custom" in explicit.report_notes()[0]
+
+
+def test_irregular_timestamps_error_in_task_unless_allowed(tmp_path):
+    path = _hourly_csv(tmp_path, "gappy.csv", n=400, drop=range(100, 200))
+    with pytest.raises(ValueError) as e:
+        _task(path).build_datasets()
+    assert "gappy.csv: irregular timestamps: 1 gap in the 1-hour spacing" in str(e.value)
+    assert "override params.irregular=allow" in str(e.value)
+    ds = _task(path, irregular="allow").build_datasets()
+    assert len(ds["train"]) == 210 - 24 - 8 + 1  # 300 rows: 70% = 210 training rows
+    with pytest.raises(ValueError, match=r"params.irregular must be one of \('error', 'allow'\), got 'skip'"):
+        _task(path, irregular="skip")
+
+
+def test_real_data_report_shows_only_checks_that_apply(tmp_path):
+    from sigattn.train import Trainer
+    from sigattn.train.config import recipe_from_dict
+
+    path, _ = _csv(tmp_path, n=400)
+    raw = {
+        "task": "forecast",
+        "params": {
+            "data": str(path),
+            "seq_len": 24,
+            "pred_len": 8,
+            "channel_strategy": "ccm",
+            "n_clusters": 2,
+        },
+        "trainer": {
+            "epochs": 1,
+            "max_steps": 1,
+            "batch_size": 16,
+            "eval_batch_size": 128,
+            "amp": False,
+            "out_dir": str(tmp_path / "runs"),
+            "quiet": True,
+        },  # fmt: skip
+        "optim": {"lr": 0.001},
+    }
+    trainer = Trainer(recipe_from_dict(raw, name="real"))
+    trainer.fit()
+    report = (trainer.run_dir / "report.md").read_text()
+    # no ground-truth clusters and no CI baseline on this run: neither demo check applies
+    assert "clusters recovered" not in report and "CCM beats" not in report and "## Checks" not in report
+    task = trainer.task
+    assert task.demo_checks({"test/mse": 0.3}) == {}
+    # with the CI baseline computed (params.ci_baseline), the CCM-vs-CI check applies, the ARI one does not
+    assert task.demo_checks({"test/mse": 0.3, "test/ci_linear_mse": 0.4}) == {
+        "CCM beats the best CI linear model on test MSE": True
+    }
+    ci = ForecastTask(ForecastParams(data=str(path), channel_strategy="ci"))
+    assert ci.demo_checks({"test/mse": 0.3, "test/ci_linear_mse": 0.4}) == {}
