@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from .audio import load_audio
+
 __all__ = [
     "AUDIO_EXTENSIONS",
     "CropDataset",
@@ -25,6 +27,7 @@ __all__ = [
     "Item",
     "UtteranceDataset",
     "all_pair_trials",
+    "check_min_seconds",
     "crop_or_pad",
     "extract_fbank",
     "load_audio",
@@ -200,40 +203,18 @@ def all_pair_trials(items: list[Item]) -> list[tuple[int, str, str]]:
     ]
 
 
-def load_audio(path: str | Path, sample_rate: int = 16000, resample: bool = True) -> np.ndarray:
-    """Read an audio file as mono float32 at ``sample_rate`` (multi-channel files are averaged).
+def check_min_seconds(wave: np.ndarray, sample_rate: int, min_seconds: float, name: str) -> None:
+    """Refuse a clip shorter than ``min_seconds``, or than one 25 ms fbank frame whatever ``min_seconds`` is.
 
-    Args:
-        resample: resample other rates with a polyphase filter; ``False`` rejects them with a ``ValueError``.
-
-    Raises:
-        FileNotFoundError: the file does not exist (the message names it).
-        ValueError: the file is unreadable, empty, corrupt or at another rate with ``resample=False``.
+    Evaluation (:class:`UtteranceDataset`) and :func:`~sigattn.tasks.speaker.inference.embed` both call this
+    and then embed the clip's own frames, never padded or tiled, so they agree on every clip they accept and
+    refuse the same clips with the same message (naming ``name``).
     """
-    import soundfile as sf
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"audio file not found: {path}")
-    try:
-        wave, sr = sf.read(str(path), dtype="float32", always_2d=True)
-    except Exception as e:  # soundfile raises LibsndfileError/RuntimeError/TypeError depending on the damage
-        raise ValueError(f"cannot read audio file {path}: {e}") from e
-    if wave.shape[0] == 0:
-        raise ValueError(f"audio file {path} has no samples")
-    wave = wave.mean(axis=1)
-    if not np.all(np.isfinite(wave)):
-        raise ValueError(f"audio file {path} contains NaN/Inf samples")
-    if sr != sample_rate:
-        if not resample:
-            raise ValueError(f"{path}: sample rate {sr} Hz, expected {sample_rate} Hz (resample=False)")
-        from math import gcd
-
-        from scipy.signal import resample_poly
-
-        g = gcd(int(sr), int(sample_rate))
-        wave = resample_poly(wave, sample_rate // g, int(sr) // g).astype(np.float32)
-    return np.ascontiguousarray(wave, dtype=np.float32)
+    n = wave.shape[-1]
+    if n < min_seconds * sample_rate:
+        raise ValueError(f"{name}: {n / sample_rate:.3f} s is shorter than min_seconds={min_seconds}")
+    if n < int(sample_rate * 0.025):
+        raise ValueError(f"{name}: {n / sample_rate:.3f} s is shorter than one 25 ms fbank frame")
 
 
 def crop_or_pad(
@@ -298,6 +279,8 @@ class CropDataset(Dataset):
         dither: Kaldi dither.
         cmn: sentence mean normalisation.
         resample: resample files at other rates (``False``: reject them with an error naming the file).
+        truncated: ``"error"`` or ``"warn"`` for a file holding fewer frames than its header declares
+            (:func:`load_audio`).
     """
 
     def __init__(
@@ -315,6 +298,7 @@ class CropDataset(Dataset):
         seed: int = 0,
         cmn: bool = True,
         resample: bool = True,
+        truncated: str = "error",
     ) -> None:
         if len(sources) != len(labels):
             raise ValueError(f"CropDataset: {len(sources)} sources but {len(labels)} labels")
@@ -325,7 +309,7 @@ class CropDataset(Dataset):
         self.sample_rate, self.augment, self.spec_augment = sample_rate, augment, spec_augment
         self.short, self.num_mel_bins, self.dither, self.seed = short, num_mel_bins, dither, seed
         self.epoch_size = int(epoch_size or len(self.sources))
-        self.cmn, self.resample = cmn, resample
+        self.cmn, self.resample, self.truncated = cmn, resample, truncated
         self.epoch = 0
         if short == "reject":
             self._reject_short_up_front()
@@ -369,7 +353,7 @@ class CropDataset(Dataset):
     def _wave(self, j: int) -> np.ndarray:
         s = self.sources[j]
         return (
-            load_audio(s, self.sample_rate, self.resample)
+            load_audio(s, self.sample_rate, self.resample, self.truncated)
             if isinstance(s, (str, Path))
             else np.asarray(s, dtype=np.float32)
         )
@@ -397,16 +381,19 @@ class UtteranceDataset(Dataset):
     """Whole utterances for embedding extraction: item ``i`` is ``{"feats": (bins, frames), "index": i}``.
 
     Features are computed once and cached (evaluation sets are small; pass ``cache=False`` otherwise).
-    ``max_seconds`` caps very long files (centre crop), as embeddings gain little past ~30 s.
+    ``max_seconds`` caps very long files (centre crop), as embeddings gain little past ~30 s. A clip shorter
+    than ``min_seconds`` is a ``ValueError`` naming it (:func:`check_min_seconds`, the same rule and message as
+    ``embed``); shorter clips are never padded or tiled, so a clip's features are its own frames.
+    ``truncated``: ``"error"`` or ``"warn"`` for truncated files (:func:`load_audio`).
     """
 
-    def __init__(self, sources, sample_rate=16000, num_mel_bins=80, max_seconds=None, min_seconds=0.5,
-                 short="pad", cache=True, cmn=True, resample=True) -> None:  # fmt: skip
+    def __init__(self, sources, sample_rate=16000, num_mel_bins=80, max_seconds=None, min_seconds=0.1,
+                 cache=True, cmn=True, resample=True, truncated="error") -> None:  # fmt: skip
         self.sources, self.sample_rate, self.num_mel_bins = list(sources), sample_rate, num_mel_bins
         self.max_samples = None if max_seconds is None else int(max_seconds * sample_rate)
-        self.min_samples, self.short = int(min_seconds * sample_rate), short
+        self.min_seconds = min_seconds
         self._cache: dict[int, torch.Tensor] | None = {} if cache else None
-        self.cmn, self.resample = cmn, resample
+        self.cmn, self.resample, self.truncated = cmn, resample, truncated
 
     def __len__(self) -> int:
         return len(self.sources)
@@ -416,14 +403,12 @@ class UtteranceDataset(Dataset):
             return {"feats": self._cache[i], "index": i}
         s = self.sources[i]
         wave = (
-            load_audio(s, self.sample_rate, self.resample)
+            load_audio(s, self.sample_rate, self.resample, self.truncated)
             if isinstance(s, (str, Path))
             else np.asarray(s, dtype=np.float32)
         )
-        if wave.shape[0] < self.min_samples:
-            wave = crop_or_pad(
-                wave, self.min_samples, None, self.short, str(s) if isinstance(s, str) else f"item {i}"
-            )
+        name = str(s) if isinstance(s, (str, Path)) else f"item {i}"
+        check_min_seconds(wave, self.sample_rate, self.min_seconds, name)
         if self.max_samples is not None and wave.shape[0] > self.max_samples:
             wave = crop_or_pad(wave, self.max_samples)
         feats = torch.from_numpy(extract_fbank(wave, self.sample_rate, self.num_mel_bins, cmn=self.cmn))

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .data import extract_fbank, load_audio
+from .data import check_min_seconds, extract_fbank, load_audio
 
 __all__ = ["embed", "embed_features", "export_onnx"]
 
@@ -60,6 +60,7 @@ def embed(
     resample: bool = True,
     num_mel_bins: int = 80,
     cmn: bool = True,
+    truncated: str = "error",
 ) -> np.ndarray:
     """Speaker embeddings of audio files or 1-D waveforms (float in [-1, 1] at ``sample_rate``).
 
@@ -68,8 +69,11 @@ def embed(
         files_or_waveforms: a path, a waveform, or a list of them.
         chunk_seconds: audio longer than this is embedded in chunks whose embeddings are averaged
             (``None``: whole utterances, unbounded memory).
-        min_seconds: shorter clips raise a ``ValueError`` naming the item.
+        min_seconds: shorter clips raise a ``ValueError`` naming the item. Accepted clips are embedded from
+            their own frames, never padded or tiled, exactly as the speaker task's evaluation does
+            (``params.min_eval_seconds``, same default).
         resample: resample files at other rates (``False``: reject them).
+        truncated: ``"error"`` or ``"warn"`` for a file holding fewer frames than its header declares.
         num_mel_bins: fbank bins the model was trained with.
         cmn: sentence mean normalisation, as in training.
 
@@ -85,18 +89,20 @@ def embed(
     items = files_or_waveforms
     if isinstance(items, (str, Path)) or (isinstance(items, np.ndarray) and items.ndim == 1):
         items = [items]
+    if len(items) == 0:
+        raise ValueError(
+            "embed: expected a path, a 1-D waveform or a non-empty list of them, got an empty "
+            + type(items).__name__
+        )
     feats, owner = [], []
     for n, it in enumerate(items):
         if isinstance(it, (str, Path)):
-            wave, name = load_audio(it, sample_rate, resample), str(it)
+            wave, name = load_audio(it, sample_rate, resample, truncated), str(it)
         else:
             wave, name = np.asarray(it, dtype=np.float32), f"waveform {n}"
             if wave.ndim != 1:
                 raise ValueError(f"{name}: expected a 1-D waveform, got shape {wave.shape}")
-        if wave.shape[0] < min_seconds * sample_rate:
-            raise ValueError(
-                f"{name}: {wave.shape[0] / sample_rate:.3f} s is shorter than min_seconds={min_seconds}"
-            )
+        check_min_seconds(wave, sample_rate, min_seconds, name)
         f = extract_fbank(wave, sample_rate, num_mel_bins, cmn=cmn)
         if chunk_seconds is None or f.shape[1] <= chunk_seconds * 100:
             feats.append(f)

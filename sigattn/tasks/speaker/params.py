@@ -27,9 +27,14 @@ class SpeakerParams:
         crop_seconds: training crop; short: ``repeat``/``pad``/``reject`` clips shorter than a crop.
         sample_rate: model rate; resample: resample files at other rates (``false``: reject them, naming the
             file).
+        truncated: a file holding fewer frames than its header declares is an error naming the file
+            (``error``, default) or a warning saying how many frames were lost, with the frames present used
+            (``warn``).
         cmn: sentence mean normalisation of the fbank features (``false`` only for channel-free data such as
             the synthetic speakers, whose identity lives largely in the long-term spectrum).
         epoch_size: crops per epoch (0 = one per training utterance). max_eval_seconds: cap per test file.
+        min_eval_seconds: a validation, test or cohort clip shorter than this is an error naming the file
+            (the same rule as ``embed(min_seconds=...)``); accepted clips are never padded or tiled.
         noise_dir / rir_dir / aug_prob / snr_range: MUSAN-style noise and RIR reverberation.
         speed_perturb: add 0.9x/1.1x copies of every training speaker as new speakers.
         spec_augment: frequency/time masking of training features.
@@ -57,12 +62,14 @@ class SpeakerParams:
     synth_seed: int = 0
     sample_rate: int = 16000
     resample: bool = True
+    truncated: str = "error"
     n_mels: int = 80
     cmn: bool = True
     crop_seconds: float = 2.0
     short: str = "repeat"
     epoch_size: int = 0
     max_eval_seconds: float = 30.0
+    min_eval_seconds: float = 0.1
     noise_dir: str = ""
     rir_dir: str = ""
     aug_prob: float = 0.6
@@ -88,6 +95,8 @@ class SpeakerParams:
             raise ValueError(f"params.model must be 'ecapa' or 'speechbrain', got {self.model!r}")
         if self.short not in ("repeat", "pad", "reject"):
             raise ValueError(f"params.short must be repeat, pad or reject, got {self.short!r}")
+        if self.truncated not in ("error", "warn"):
+            raise ValueError(f"params.truncated must be 'error' or 'warn', got {self.truncated!r}")
         if self.source != "synthetic" and not (self.train and (self.test or self.trials)):
             raise ValueError(
                 f"params.source={self.source!r} needs params.train and params.test (or params.trials)"

@@ -158,6 +158,7 @@ class SpeakerTask:
                     cache=False,
                     cmn=p.cmn,
                     resample=p.resample,
+                    truncated=p.truncated,
                 )[0]["feats"]
                 for s in sources
             ]
@@ -184,6 +185,7 @@ class SpeakerTask:
                 seed=self.seed,
                 cmn=p.cmn,
                 resample=p.resample,
+                truncated=p.truncated,
             )
         self._train_set = train_set
 
@@ -195,15 +197,14 @@ class SpeakerTask:
         if val_items and all(sum(1 for _, t in val_items if t == s) == 1 for s in val_spk):
             val_items = self._split_halves(val_items)
         out: dict[str, Dataset] = {"train": train_set}
+        eval_kw = dict(min_seconds=p.min_eval_seconds, cmn=p.cmn, resample=p.resample, truncated=p.truncated)
         if val_items:
             out["val"] = UtteranceDataset(
-                [v[0] for v in val_items], sr, n_mels, p.max_eval_seconds, cmn=p.cmn, resample=p.resample
+                [v[0] for v in val_items], sr, n_mels, p.max_eval_seconds, **eval_kw
             )
             self._trials["val"] = self._all_pairs([v[1] for v in val_items])
         test_sources = [t[0] for t in test]
-        out["test"] = UtteranceDataset(
-            test_sources, sr, n_mels, p.max_eval_seconds, cmn=p.cmn, resample=p.resample
-        )
+        out["test"] = UtteranceDataset(test_sources, sr, n_mels, p.max_eval_seconds, **eval_kw)
         self._trials["test"] = (
             self._all_pairs([t[1] for t in test])
             if trials is None
@@ -220,7 +221,11 @@ class SpeakerTask:
 
         out = []
         for src, s in items:
-            w = load_audio(src, self.p.sample_rate, self.p.resample) if isinstance(src, str) else src
+            w = (
+                load_audio(src, self.p.sample_rate, self.p.resample, self.p.truncated)
+                if isinstance(src, str)
+                else src
+            )
             h = w.shape[0] // 2
             out += [(w[:h], s), (w[h:], s)]
         return out
@@ -232,7 +237,11 @@ class SpeakerTask:
         out_s, out_l = list(sources), list(labels)
         for k, factor in enumerate((0.9, 1.1), start=1):
             for s, lab in zip(sources, labels):
-                w = load_audio(s, self.p.sample_rate, self.p.resample) if isinstance(s, str) else s
+                w = (
+                    load_audio(s, self.p.sample_rate, self.p.resample, self.p.truncated)
+                    if isinstance(s, str)
+                    else s
+                )
                 out_s.append(speed_perturb(w, factor))
                 out_l.append(lab + k * n_spk)
         return out_s, out_l
@@ -323,8 +332,10 @@ class SpeakerTask:
                 self.p.n_mels,
                 self.p.max_eval_seconds,
                 cache=len(self._cohort_sources) <= 1000,  # large cohorts: recompute features, bounded memory
+                min_seconds=self.p.min_eval_seconds,
                 cmn=self.p.cmn,
                 resample=self.p.resample,
+                truncated=self.p.truncated,
             )
         model = self._model
         dev = next(model.parameters()).device
