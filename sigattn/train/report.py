@@ -13,9 +13,19 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DIAGNOSTIC", "acceptance_checks", "plot_curves", "metrics_table", "checks_table", "write_report"]
+__all__ = [
+    "DIAGNOSTIC",
+    "acceptance_checks",
+    "applicable_checks",
+    "plot_curves",
+    "metrics_table",
+    "checks_table",
+    "write_report",
+]
 
 # A check whose name starts with this prefix is a diagnostic: reported (yes/no), never counted as a failure.
+# A check whose value is None does not apply to the run (e.g. a synthetic-data check on real data): it is left
+# out of reports and counts. Tasks may also simply omit such checks.
 DIAGNOSTIC = "(diagnostic)"
 
 
@@ -79,15 +89,20 @@ def metrics_table(metrics: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def acceptance_checks(checks: dict[str, bool]) -> dict[str, bool]:
-    """The checks that decide pass/fail: all but the diagnostics (names starting with ``(diagnostic)``)."""
-    return {k: bool(v) for k, v in checks.items() if not k.startswith(DIAGNOSTIC)}
+def applicable_checks(checks: dict[str, bool | None] | None) -> dict[str, bool]:
+    """The checks that apply to the run: all but those whose value is ``None``."""
+    return {k: bool(v) for k, v in (checks or {}).items() if v is not None}
 
 
-def checks_table(checks: dict[str, bool]) -> str:
-    """Markdown table of acceptance checks (PASS/FAIL) and diagnostics (yes/no, not counted)."""
+def acceptance_checks(checks: dict[str, bool | None]) -> dict[str, bool]:
+    """The checks that decide pass/fail: the applicable ones but the diagnostics (``(diagnostic)`` names)."""
+    return {k: v for k, v in applicable_checks(checks).items() if not k.startswith(DIAGNOSTIC)}
+
+
+def checks_table(checks: dict[str, bool | None]) -> str:
+    """Markdown table of the applicable acceptance checks (PASS/FAIL) and diagnostics (yes/no, not counted)."""
     lines = ["| check | result |", "|---|---|"]
-    for k, ok in checks.items():
+    for k, ok in applicable_checks(checks).items():
         result = ("yes" if ok else "no") if k.startswith(DIAGNOSTIC) else ("PASS" if ok else "FAIL")
         lines.append(f"| {k} | {result} |")
     return "\n".join(lines)
@@ -98,11 +113,12 @@ def write_report(
     title: str,
     metrics: dict[str, Any],
     plots: list[Path],
-    checks: dict[str, bool] | None = None,
+    checks: dict[str, bool | None] | None = None,
     notes: list[str] | None = None,
 ) -> Path:
-    """Write ``run_dir/report.md``: notes, metrics table, checks and the plots embedded by relative path."""
+    """Write ``run_dir/report.md``: notes, metrics table, the checks that apply and the plots (relative paths)."""
     run_dir = Path(run_dir)
+    checks = applicable_checks(checks)
     parts = [f"# {title}", ""]
     for n in notes or []:
         parts.append(f"- {n}")
