@@ -19,13 +19,48 @@ from torch import nn
 
 from .data import check_min_seconds, extract_fbank, load_audio
 
-__all__ = ["embed", "embed_features", "export_onnx"]
+__all__ = ["chunk_bounds", "embed", "embed_features", "embed_padded_batch", "export_onnx"]
 
 
 def _embedding_net(model: nn.Module) -> nn.Module:
     model = getattr(model, "_orig_mod", model)
     model = getattr(model, "module", model)
     return getattr(model, "embedding", model)
+
+
+def chunk_bounds(n_frames: int, chunk_frames: int | None) -> list[tuple[int, int]]:
+    """``[(start, end), ...]`` frame ranges that ``embed`` and the speaker task's evaluation average over: one
+    range when ``n_frames <= chunk_frames`` (or ``chunk_frames`` is ``None``), else consecutive chunks of
+    ``chunk_frames`` with a tail shorter than a quarter chunk folded into the last one."""
+    if chunk_frames is None or n_frames <= chunk_frames:
+        return [(0, n_frames)]
+    starts = list(range(0, n_frames, chunk_frames))
+    if len(starts) > 1 and n_frames - starts[-1] < chunk_frames // 4:  # fold a tiny tail into the last chunk
+        starts.pop()
+    return list(zip(starts, starts[1:] + [n_frames]))
+
+
+def embed_padded_batch(net: nn.Module, feats: torch.Tensor, lengths: torch.Tensor,
+                       chunk_frames: int | None = None) -> torch.Tensor:  # fmt: skip
+    """Embeddings ``(B, D)`` of a zero-padded batch ``(B, bins, T)`` with valid ``lengths``; an item longer
+    than ``chunk_frames`` gets the mean embedding of its :func:`chunk_bounds` chunks (as :func:`embed`),
+    computed in sub-batches of at most ``B`` chunks so memory stays bounded by the chunk length."""
+    lens = [int(n) for n in lengths.tolist()]
+    if chunk_frames is None or max(lens) <= chunk_frames:
+        return net(feats, lengths)
+    pieces = [(k, s, e) for k, n in enumerate(lens) for s, e in chunk_bounds(n, chunk_frames)]
+    outs = []
+    for i in range(0, len(pieces), feats.shape[0]):
+        group = pieces[i : i + feats.shape[0]]
+        sub_len = torch.tensor([e - s for _, s, e in group], device=lengths.device, dtype=lengths.dtype)
+        x = feats.new_zeros(len(group), feats.shape[1], int(sub_len.max()))
+        for r, (k, s, e) in enumerate(group):
+            x[r, :, : e - s] = feats[k, :, s:e]
+        outs.append(net(x, sub_len).float())
+    emb = torch.cat(outs)
+    owner = torch.tensor([k for k, _, _ in pieces], device=emb.device)
+    total = emb.new_zeros(len(lens), emb.shape[1]).index_add_(0, owner, emb)
+    return total / torch.bincount(owner, minlength=len(lens)).to(emb.dtype)[:, None]
 
 
 @torch.no_grad()
@@ -104,15 +139,7 @@ def embed(
                 raise ValueError(f"{name}: expected a 1-D waveform, got shape {wave.shape}")
         check_min_seconds(wave, sample_rate, min_seconds, name)
         f = extract_fbank(wave, sample_rate, num_mel_bins, cmn=cmn)
-        if chunk_seconds is None or f.shape[1] <= chunk_seconds * 100:
-            feats.append(f)
-            owner.append(n)
-            continue
-        step = int(chunk_seconds * 100)
-        starts = list(range(0, f.shape[1], step))
-        if len(starts) > 1 and f.shape[1] - starts[-1] < step // 4:  # fold a tiny tail into the last chunk
-            starts.pop()
-        for s, e in zip(starts, starts[1:] + [f.shape[1]]):
+        for s, e in chunk_bounds(f.shape[1], None if chunk_seconds is None else int(chunk_seconds * 100)):
             feats.append(f[:, s:e])
             owner.append(n)
     emb = embed_features(model, feats, batch_size)

@@ -32,7 +32,9 @@ class SpeakerParams:
             (``warn``).
         cmn: sentence mean normalisation of the fbank features (``false`` only for channel-free data such as
             the synthetic speakers, whose identity lives largely in the long-term spectrum).
-        epoch_size: crops per epoch (0 = one per training utterance). max_eval_seconds: cap per test file.
+        epoch_size: crops per epoch (0 = one per training utterance).
+        max_eval_seconds: a validation, test or cohort file longer than this is embedded in chunks of this
+            length whose embeddings are averaged, as ``embed(chunk_seconds=...)`` does (0: whole files).
         min_eval_seconds: a validation, test or cohort clip shorter than this is an error naming the file
             (the same rule as ``embed(min_seconds=...)``); accepted clips are never padded or tiled.
         noise_dir / rir_dir / aug_prob / snr_range: MUSAN-style noise and RIR reverberation.

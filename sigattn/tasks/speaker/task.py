@@ -33,6 +33,7 @@ from .data import (
     manifest_from_kaldi,
     read_trials,
 )
+from .inference import embed_padded_batch
 from .loss import margin_schedule
 from .model import SpeakerModel
 from .params import SpeakerParams
@@ -197,14 +198,13 @@ class SpeakerTask:
         if val_items and all(sum(1 for _, t in val_items if t == s) == 1 for s in val_spk):
             val_items = self._split_halves(val_items)
         out: dict[str, Dataset] = {"train": train_set}
+        # whole files: long ones are embedded in max_eval_seconds chunks in predict(), as embed() does
         eval_kw = dict(min_seconds=p.min_eval_seconds, cmn=p.cmn, resample=p.resample, truncated=p.truncated)
         if val_items:
-            out["val"] = UtteranceDataset(
-                [v[0] for v in val_items], sr, n_mels, p.max_eval_seconds, **eval_kw
-            )
+            out["val"] = UtteranceDataset([v[0] for v in val_items], sr, n_mels, None, **eval_kw)
             self._trials["val"] = self._all_pairs([v[1] for v in val_items])
         test_sources = [t[0] for t in test]
-        out["test"] = UtteranceDataset(test_sources, sr, n_mels, p.max_eval_seconds, **eval_kw)
+        out["test"] = UtteranceDataset(test_sources, sr, n_mels, None, **eval_kw)
         self._trials["test"] = (
             self._all_pairs([t[1] for t in test])
             if trials is None
@@ -316,9 +316,15 @@ class SpeakerTask:
         loss, acc = model(batch["feats"], None, batch["labels"])
         return loss, {"acc": float(acc), "margin": inner.head.margin}
 
+    def _chunk_frames(self) -> int | None:
+        """Evaluation chunk length in 10 ms frames (``params.max_eval_seconds``; ``None``: whole files)."""
+        return int(self.p.max_eval_seconds * 100) if self.p.max_eval_seconds > 0 else None
+
     def predict(self, model: nn.Module, batch) -> dict[str, Tensor]:
+        """Embeddings of whole clips; clips longer than ``params.max_eval_seconds`` get the mean embedding of
+        their chunks, exactly as ``embed(chunk_seconds=max_eval_seconds)``."""
         self._model = model
-        emb = model(batch["feats"], batch["lengths"])
+        emb = embed_padded_batch(model, batch["feats"], batch["lengths"], self._chunk_frames())
         return {"embedding": emb.float(), "index": batch["index"]}
 
     # ------------------------------------------------------------ evaluation
@@ -330,7 +336,7 @@ class SpeakerTask:
                 self._cohort_sources,
                 self.p.sample_rate,
                 self.p.n_mels,
-                self.p.max_eval_seconds,
+                None,
                 cache=len(self._cohort_sources) <= 1000,  # large cohorts: recompute features, bounded memory
                 min_seconds=self.p.min_eval_seconds,
                 cmn=self.p.cmn,
@@ -348,7 +354,10 @@ class SpeakerTask:
                     batch = self.collate(
                         [self._cohort_cache[k] for k in range(i, min(i + 16, len(self._cohort_cache)))]
                     )
-                    out.append(model(batch["feats"].to(dev), batch["lengths"].to(dev)).float().cpu())
+                    emb = embed_padded_batch(
+                        model, batch["feats"].to(dev), batch["lengths"].to(dev), self._chunk_frames()
+                    )
+                    out.append(emb.float().cpu())
         finally:
             model.train(was_training)
         return torch.cat(out).numpy()

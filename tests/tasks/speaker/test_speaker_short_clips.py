@@ -108,3 +108,25 @@ def test_a_clip_shorter_than_one_fbank_frame_is_refused_by_name_whatever_min_sec
         embed(net, [tiny], min_seconds=0)
     with pytest.raises(ValueError, match=r"item 0: 0.019 s is shorter than one 25 ms fbank frame"):
         UtteranceDataset([tiny], min_seconds=0)[0]
+
+
+def test_long_clips_are_chunked_alike_in_evaluation_and_embed(tmp_path):
+    # clips longer than max_eval_seconds: both paths average the embeddings of the same chunks (embed's
+    # chunk_seconds rule: 1 s chunks, a tail under a quarter chunk folded into the last one)
+    p = _corpus(tmp_path, (0.8, 2.6, 3.0, 3.3))
+    p.max_eval_seconds = 1.0
+    task = SpeakerTask(p, seed=0)
+    ds = task.build_datasets()["test"]
+    torch.manual_seed(0)
+    model = task.build_model().eval()
+    got = _evaluation_embeddings(task, model, ds)
+    want = embed(model, ds.sources, chunk_seconds=1.0)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    # independent expectation for the 2.6 s clip (258 frames): chunks [0, 100), [100, 200), [200, 258)
+    from sigattn.tasks.speaker.data import extract_fbank, load_audio
+    from sigattn.tasks.speaker.inference import embed_features
+
+    f = extract_fbank(load_audio(ds.sources[1]))
+    assert f.shape[1] == 258
+    by_hand = embed_features(model, [f[:, :100], f[:, 100:200], f[:, 200:]]).mean(axis=0)
+    np.testing.assert_allclose(got[1], by_hand, rtol=1e-4, atol=1e-5)
