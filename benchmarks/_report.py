@@ -1,17 +1,25 @@
-"""Write one benchmark's section into docs/benchmarks.md between markers, keeping the other sections."""
+"""Print a benchmark's report; with ``--write``, also put it into docs/benchmarks.md as one section.
+
+Every script in ``benchmarks/`` takes ``--write`` (:func:`add_write_flag`) and ends with :func:`publish`: the
+default prints only, so running a benchmark never changes the tree it runs from unless asked to
+(``sigattn bench --write`` passes the flag to every script).
+"""
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import re
+import sys
 from pathlib import Path
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 HEADER = (
     "# Benchmarks\n\n"
-    "Written by the scripts in `benchmarks/` (`make bench` runs them all). Each section states the machine it\n"
-    "ran on; ratios compare tools measured side by side in the same run.\n"
+    "Written by the scripts in `benchmarks/` when run with `--write` (`sigattn bench --write` runs them\n"
+    "all; without `--write` they only print). Each section states the machine it ran on; ratios compare\n"
+    "tools measured side by side in the same run.\n"
 )
 
 
@@ -31,8 +39,36 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} logical cores, {gpu}; Python {platform.python_version()}, torch {torch.__version__}"
 
 
-def write_section(name: str, markdown: str, doc: Path = DOC) -> Path:
-    """Replace (or append) the section ``name`` of ``doc`` with ``markdown``."""
+def add_write_flag(ap: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add ``--write`` (off by default) to a benchmark script's parser."""
+    ap.add_argument(
+        "--write",
+        action="store_true",
+        help="also write the report into docs/benchmarks.md (default: print it only)",
+    )
+    return ap
+
+
+def publish(name: str, markdown: str, write: bool, doc: Path | None = None) -> Path | None:
+    """Print ``markdown``; with ``write``, replace the section ``name`` of ``doc`` (docs/benchmarks.md) too.
+
+    Returns the file written, or ``None`` when only printed (a line on stderr says how to write it).
+    """
+    print(markdown, flush=True)
+    doc = DOC if doc is None else doc
+    if not write:
+        print(
+            f"benchmarks: {name!r} section printed only; pass --write to put it into {doc}", file=sys.stderr
+        )
+        return None
+    out = write_section(name, markdown, doc)
+    print(f"benchmarks: wrote the {name!r} section of {out}", file=sys.stderr)
+    return out
+
+
+def write_section(name: str, markdown: str, doc: Path | None = None) -> Path:
+    """Replace (or append) the section ``name`` of ``doc`` (default: docs/benchmarks.md) with ``markdown``."""
+    doc = DOC if doc is None else doc
     text = doc.read_text() if doc.exists() else HEADER
     begin, end = f"<!-- BEGIN {name} -->", f"<!-- END {name} -->"
     block = f"{begin}\n{markdown.rstrip()}\n{end}"

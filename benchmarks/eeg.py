@@ -6,8 +6,8 @@ Protocol (identical for every model): PhysioNet eegmmidb S001, imagined left vs 
 shuffling), validation = last 20% of each class's training trials (networks: best validation epoch; CSP+LDA
 fits on training + validation), Euclidean alignment fitted on the training trials of the fold.
 
-Usage: ``python benchmarks/eeg.py [--quick]`` (quick: 80 Hz, fewer epochs, one seed). Writes the "eeg" section
-of docs/benchmarks.md.
+Usage: ``python benchmarks/eeg.py [--quick] [--write]`` (quick: 80 Hz, fewer epochs, one seed). Prints the
+report; ``--write`` also writes it as the "eeg" section of docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._report import machine, markdown_table, write_section  # noqa: E402
+from benchmarks._report import add_write_flag, machine, markdown_table, publish  # noqa: E402
 from sigattn.data_paths import shared_data_dir  # noqa: E402
 from sigattn.tasks.eeg import protocols  # noqa: E402
 from sigattn.tasks.eeg.baselines import build_model, csp_lda, train_eval  # noqa: E402
@@ -115,10 +115,14 @@ def throughput(n_chans: int, n_times: int, sfreq: float, batch: int, steps: int)
     )
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="80 Hz, 40 epochs, one seed, fewer timing steps")
-    a = ap.parse_args()
+    return add_write_flag(ap)
+
+
+def main(argv: list[str] | None = None) -> None:
+    a = build_parser().parse_args(argv)
     torch.set_num_threads(max(1, min(4, torch.get_num_threads())))
     root = shared_data_dir()
     if root is None or not (root / "eeg" / "eegmmidb" / "S001R04.edf").exists():
@@ -145,8 +149,7 @@ def main() -> None:
         f"trial is ~11 points. Whole comparison: {elapsed:.0f} s.\n\n{table}\n\n"
         "### Training throughput (BNCI2014_001 shapes, random data)\n\n" + tp + "\n"
     )
-    print(md)
-    write_section("eeg", md)
+    publish("eeg", md, a.write)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Speed of sigattn.features vs the tools a user would otherwise pick, side by side in one run.
 
-    python benchmarks/features.py [--quick]
+    python benchmarks/features.py [--quick] [--write]
 
 1. fbank, seconds of audio per second: sigattn Numba (the fused lanes kernel, and the block path with
    ``torch.fft`` that other FFT sizes take) and torch ``Fbank`` vs ``torchaudio.compliance.kaldi.fbank`` vs
@@ -13,7 +13,7 @@
    + ``Epochs`` + NumPy EA (float64), and the FIR filter alone vs ``filter_data``.
 3. First-call time (import + compile or cache load of every kernel) with a cold and a warm Numba cache.
 
-Prints a markdown report and writes it as the "features" section of docs/benchmarks.md.
+Prints a markdown report; ``--write`` also writes it as the "features" section of docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._report import machine, markdown_table, write_section  # noqa: E402
+from benchmarks._report import add_write_flag, machine, markdown_table, publish  # noqa: E402
 
 
 def best_time(fn, repeats: int) -> float:
@@ -276,10 +276,14 @@ def bench_first_call() -> str:
     return md + markdown_table(["Numba cache", "import s", "warmup s"], rows)
 
 
-def main(argv: list[str] | None = None) -> None:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="short signals and few repeats (a smoke run)")
-    args = ap.parse_args(argv)
+    return add_write_flag(ap)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
     cores = os.cpu_count() or 1
     threads = sorted({1, cores})
     if args.quick:
@@ -301,8 +305,7 @@ def main(argv: list[str] | None = None) -> None:
         f"{summary['fir_vs_mne_1thr']:.2f}x `filter_data`)."
     )
     md = "## Features (`benchmarks/features.py`)\n\n" + "\n\n".join(parts)
-    print(md)
-    write_section("features", md)
+    publish("features", md, args.write)
 
 
 if __name__ == "__main__":

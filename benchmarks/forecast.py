@@ -1,7 +1,7 @@
 """Long-term forecasting on real data: DLinear and PatchTST, channel-independent (CI) vs channel clustering (CCM).
 
     python benchmarks/forecast.py [--quick] [--epochs N] [--datasets ETTh1 exchange_rate] [--models dlinear patchtst]
-                                  [--horizons 96 192 336 720] [--threads N] [--no-write]
+                                  [--horizons 96 192 336 720] [--threads N] [--write]
 
 Protocol (Time-Series-Library, lookback 96): ETTh1 12/4/4 months, exchange_rate 70/10/20 by time; z-score fit
 on the training rows; Adam, batch 32, learning rate halved every epoch (TSLib ``lradj type1``), early stopping
@@ -12,7 +12,8 @@ Throughput = training windows per second (forward + backward + step), measured i
 
 ``--quick`` (the CPU default used for docs/benchmarks.md): DLinear with 10 epochs on both datasets and all four
 horizons; PatchTST at a reduced size (d_model 64, 1 layer, 3 epochs) at the same horizons. Pass ``--models``,
-``--horizons`` and ``--epochs`` to run more. Writes the "forecast" section of docs/benchmarks.md.
+``--horizons`` and ``--epochs`` to run more. Prints the report; ``--write`` also writes it as the "forecast"
+section of docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._report import machine, markdown_table, write_section  # noqa: E402
+from benchmarks._report import add_write_flag, machine, markdown_table, publish  # noqa: E402
 from sigattn.tasks.forecast.task import ForecastParams, ForecastTask  # noqa: E402
 
 # Reference sheet section 7: iTransformer (ICLR 2024) Table 10 values via OLinear Table 15, lookback 96.
@@ -104,7 +105,7 @@ def train_eval(dataset: str, model: str, strategy: str, horizon: int, epochs: in
     return out
 
 
-def main(argv: list[str] | None = None) -> str:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="DLinear + a small PatchTST (3 epochs)")
     ap.add_argument("--epochs", type=int, default=None, help="max epochs (default 10; PatchTST quick 3)")
@@ -114,8 +115,11 @@ def main(argv: list[str] | None = None) -> str:
     ap.add_argument("--horizons", nargs="+", type=int, default=[96, 192, 336, 720])
     ap.add_argument("--patchtst-horizons", nargs="+", type=int, default=None)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--no-write", action="store_true")
-    a = ap.parse_args(argv)
+    return add_write_flag(ap)
+
+
+def main(argv: list[str] | None = None) -> str:
+    a = build_parser().parse_args(argv)
     torch.set_num_threads(a.threads)
     models = a.models or ["dlinear", "patchtst"]
     rows, t_start = [], time.perf_counter()
@@ -164,9 +168,7 @@ def main(argv: list[str] | None = None) -> str:
         "(no consistent published exchange_rate numbers exist at lookback 96). Throughput: training windows "
         "per second on this CPU, contended by other jobs, so compare rows of one run only.\n\n" + table + "\n"
     )
-    print(md)
-    if not a.no_write:
-        write_section("forecast", md)
+    publish("forecast", md, a.write)
     return md
 
 

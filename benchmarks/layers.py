@@ -1,6 +1,6 @@
 """Cost of each channel-attention layer inside a Conv1d block, forward + backward, as a ratio to the block alone.
 
-    python benchmarks/layers.py [--quick] [--no-compile-check] [--threads N] [--clock cpu|wall]
+    python benchmarks/layers.py [--quick] [--no-compile-check] [--threads N] [--clock cpu|wall] [--write]
 
 The block is ``Conv1d(C, C, 3) -> BatchNorm1d -> ReLU`` on ``(B, C, T) = (32, 512, 200)`` (``--quick``: 8, 512,
 100). Gates (SE, ECA, CBAM, parameter-guided) follow the block; the pooling layers are compared with the
@@ -12,7 +12,7 @@ from other processes hits both alike. Times are process CPU time on one thread b
 shared machine); ``--threads``/``--clock wall`` change that. ``--no-compile-check`` skips compiling every
 layer with Inductor and comparing with eager.
 
-Prints a markdown report and writes it as the "layers" section of docs/benchmarks.md.
+Prints a markdown report; ``--write`` also writes it as the "layers" section of docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from torch import nn
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._report import machine, markdown_table, write_section  # noqa: E402
+from benchmarks._report import add_write_flag, machine, markdown_table, publish  # noqa: E402
 from sigattn.layers import create_channel_attention  # noqa: E402
 
 # Process CPU time by default: on a shared machine it counts this process's work, not the time it waits for
@@ -181,7 +181,7 @@ def compile_check(c: int = 64, t: int = 50) -> list[list[object]]:
     return out
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small batch, few rounds")
     ap.add_argument("--no-compile-check", action="store_true", help="skip the Inductor compile check")
@@ -189,7 +189,11 @@ def main() -> None:
     ap.add_argument(
         "--clock", choices=["cpu", "wall"], default="cpu", help="process CPU time (default) or wall"
     )
-    a = ap.parse_args()
+    return add_write_flag(ap)
+
+
+def main(argv: list[str] | None = None) -> None:
+    a = build_parser().parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
     if a.clock == "wall":
@@ -222,8 +226,7 @@ def main() -> None:
             + markdown_table(["layer", "compile", "max abs diff", "s"], cc)
             + "\n"
         )
-    print(md)
-    write_section("layers", md)
+    publish("layers", md, a.write)
 
 
 if __name__ == "__main__":

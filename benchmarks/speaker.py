@@ -1,6 +1,7 @@
 """Speaker benchmark: ECAPA-TDNN training steps/s, sigattn vs SpeechBrain, and embedding real-time factor.
 
-``python benchmarks/speaker.py [--quick]`` writes the "speaker" section of docs/benchmarks.md.
+``python benchmarks/speaker.py [--quick] [--write]`` prints the report; ``--write`` also writes it as the
+"speaker" section of docs/benchmarks.md.
 
 Training step = forward + AAM-softmax loss + backward + Adam step on a batch of 2 s crops (200 fbank frames).
 sigattn's paper-layout ECAPA (C=1024, MFA 1536: 14,657,088 parameters) is timed against SpeechBrain's
@@ -23,7 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._report import machine, markdown_table, write_section  # noqa: E402
+from benchmarks._report import add_write_flag, machine, markdown_table, publish  # noqa: E402
 from sigattn.models.ecapa import ECAPATDNN  # noqa: E402
 from sigattn.models.ecapa_speechbrain import SpeechBrainECAPA  # noqa: E402
 from sigattn.tasks.speaker.inference import embed  # noqa: E402
@@ -81,7 +82,7 @@ def time_steps(contenders: dict, x, y, warmup: int, reps: int, rounds: int) -> d
     return {k: statistics.median(v) for k, v in times.items()}
 
 
-def main(argv=None) -> str:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument(
         "--quick", action="store_true", help="batch 4 and one round (a smoke check, noisy numbers)"
@@ -89,7 +90,11 @@ def main(argv=None) -> str:
     ap.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 3; 2 with --quick)")
     ap.add_argument("--reps", type=int, default=None, help="steps per round (default 3; 1 with --quick)")
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
-    args = ap.parse_args(argv)
+    return add_write_flag(ap)
+
+
+def main(argv: list[str] | None = None) -> str:
+    args = build_parser().parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -146,8 +151,7 @@ def main(argv=None) -> str:
         "steps on a loaded 2-core CPU: treat the ratios as rough.",
     ]
     text = "\n".join(md)
-    write_section("speaker", text)
-    print(text)
+    publish("speaker", text, args.write)
     return text
 
 
