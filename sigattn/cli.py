@@ -92,7 +92,7 @@ def _cmd_bench(a: argparse.Namespace) -> int:
     failed = []
     env = {**os.environ, "MPLBACKEND": os.environ.get("MPLBACKEND", "Agg")}
     for p in scripts:
-        cmd = [sys.executable, str(p)] + (["--quick"] if a.quick else [])
+        cmd = [sys.executable, str(p)] + (["--quick"] if a.quick else []) + (["--write"] if a.write else [])
         print(f"== bench: {p.stem}: {' '.join(cmd)}", flush=True)
         if subprocess.run(cmd, cwd=root, env=env).returncode:
             failed.append(p.stem)
@@ -210,9 +210,15 @@ def build_parser() -> argparse.ArgumentParser:
     x.set_defaults(func=_cmd_export)
 
     b = sub.add_parser("bench", help="run the benchmark scripts benchmarks/*.py of this repository",
-                       description="Runs each benchmarks/<name>.py with this Python; they write docs/benchmarks.md.")  # fmt: skip
+                       description="Runs each benchmarks/<name>.py with this Python; they print their reports, "
+                       "and with --write also write them into docs/benchmarks.md.")  # fmt: skip
     b.add_argument("--only", nargs="+", metavar="NAME", help="run only these benchmarks (file stems)")
     b.add_argument("--quick", action="store_true", help="pass --quick to each script (smaller sizes)")
+    b.add_argument(
+        "--write",
+        action="store_true",
+        help="pass --write to each script: write its section of docs/benchmarks.md (default: print only)",
+    )
     b.add_argument("--list", action="store_true", help="list the benchmarks and exit")
     b.set_defaults(func=_cmd_bench)
 
