@@ -25,17 +25,26 @@ __all__ = ["main", "build_parser"]
 def _cmd_train(a: argparse.Namespace) -> int:
     from sigattn.train import Trainer, load_recipe
     from sigattn.train import checkpoint as ck
-    from sigattn.train.config import apply_overrides, recipe_from_dict
-    from sigattn.train.trainer import find_resume_checkpoint
+    from sigattn.train.config import apply_overrides, read_yaml, recipe_from_dict
+    from sigattn.train.trainer import newest_valid_checkpoint
 
     args = list(a.args)
     recipe_path = args.pop(0) if args and "=" not in args[0] else None
     if recipe_path is not None:
         recipe = load_recipe(recipe_path, args)
     elif a.resume:
-        ckpt = find_resume_checkpoint(a.resume)
-        state = ck.load_checkpoint(ckpt)
-        recipe = recipe_from_dict(apply_overrides(state["config"], args), source=str(ckpt))
+        # the recipe stored in the checkpoint the trainer will resume from (it warns about damaged newer ones),
+        # or in config.yaml of a run folder that stopped before its first checkpoint (the trainer restarts it)
+        ckpt, state, _ = newest_valid_checkpoint(a.resume)
+        if state is None:
+            stored = Path(a.resume) / "config.yaml"
+            recipe = recipe_from_dict(apply_overrides(read_yaml(stored), args), source=str(stored))
+        else:
+            if "config" not in state:
+                raise ck.CheckpointError(
+                    f"checkpoint {str(ckpt)!r} stores no recipe config; give the RECIPE file"
+                )
+            recipe = recipe_from_dict(apply_overrides(state["config"], args), source=str(ckpt))
     else:
         raise SystemExit("sigattn train: give a RECIPE file (or --resume RUN_DIR to continue a run)")
     trainer = Trainer(recipe, run_dir=a.run_dir, resume=a.resume)
@@ -249,7 +258,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``sigattn`` console script."""
     os.environ.setdefault("MPLBACKEND", "Agg")
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command == "train" and not any(e.startswith("-") for e in extra):
+        # overrides after an option (`train R --run-dir X a.b=1`): argparse fills the positionals before it
+        args.args = [*args.args, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     from sigattn.train.checkpoint import CheckpointError
     from sigattn.train.config import ConfigError
     from sigattn.train.trainer import TrainingInterrupted

@@ -35,6 +35,7 @@ __all__ = [
     "list_checkpoints",
     "rotate_checkpoints",
     "digest",
+    "check_state_fits",
 ]
 
 FORMAT = "sigattn-checkpoint"
@@ -83,8 +84,11 @@ def _read(path: Path) -> dict:
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated zip, bad pickle, disallowed global...
+        # torch's messages may span many lines (weights_only explanations): their first sentence
+        first = (str(e).strip().splitlines() or [""])[0]
+        first = first.split(". ")[0][:200]
         raise CheckpointError(
-            f"checkpoint {str(path)!r} cannot be read (truncated or corrupted?): {type(e).__name__}: {e}"
+            f"checkpoint {str(path)!r} cannot be read (truncated or corrupted?): {type(e).__name__}: {first}"
         ) from e
     if not isinstance(blob, dict) or blob.get("format") != FORMAT or "state" not in blob:
         raise CheckpointError(f"{str(path)!r} is not a sigattn checkpoint (no {FORMAT!r} header)")
@@ -143,6 +147,26 @@ def save_checkpoint(state: dict, path: str | os.PathLike) -> Path:
     except OSError:
         pass
     return path
+
+
+def check_state_fits(module: torch.nn.Module, weights: Mapping, path: str | os.PathLike, hint: str) -> None:
+    """Raise a one-line :class:`CheckpointError` when ``weights`` (a state dict read from ``path``) do not fit
+    ``module``: the first parameter whose shape differs, with both shapes, else the missing/unexpected names;
+    ``hint`` says why (e.g. which recipe settings differ)."""
+    own = module.state_dict()
+    where = f"checkpoint {str(path)!r} does not fit the model"
+    for name, t in weights.items():
+        if name in own and isinstance(t, torch.Tensor) and tuple(t.shape) != tuple(own[name].shape):
+            raise CheckpointError(
+                f"{where}: parameter {name!r} is {tuple(t.shape)} in the checkpoint but {tuple(own[name].shape)} "
+                f"in the model; {hint}"
+            )
+    missing = [n for n in own if n not in weights]
+    unexpected = [n for n in weights if n not in own]
+    if missing or unexpected:
+        parts = [f"{len(missing)} missing (first {missing[0]!r})"] if missing else []
+        parts += [f"{len(unexpected)} unexpected (first {unexpected[0]!r})"] if unexpected else []
+        raise CheckpointError(f"{where}: parameters {' and '.join(parts)}; {hint}")
 
 
 def list_checkpoints(folder: str | os.PathLike) -> list[Path]:

@@ -58,7 +58,14 @@ def load_trained(path: str | os.PathLike, overrides: dict | None = None) -> tupl
     trainer = Trainer(recipe_from_dict(cfg, source=str(ckpt)))
     trainer._setup()
     model = trainer.eval_model
-    model.load_state_dict(_weights(state))
+    weights = _weights(state)
+    ck.check_state_fits(
+        model,
+        weights,
+        ckpt,
+        "the model built from its stored recipe differs (trained with another sigattn version?)",
+    )
+    model.load_state_dict(weights)
     model.eval()
     return trainer, model, ckpt
 

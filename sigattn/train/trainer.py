@@ -19,6 +19,7 @@ import json
 import math
 import os
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -47,7 +48,15 @@ from sigattn.train.optim import EMA, LRSchedule, build_optimizer
 from sigattn.train.report import plot_curves, write_report
 from sigattn.train.rng import get_rng_state, seed_everything, set_deterministic, set_rng_state
 
-__all__ = ["Trainer", "TrainingInterrupted", "select_device", "to_device", "unwrap", "find_resume_checkpoint"]
+__all__ = [
+    "Trainer",
+    "TrainingInterrupted",
+    "select_device",
+    "to_device",
+    "unwrap",
+    "find_resume_checkpoint",
+    "newest_valid_checkpoint",
+]
 
 KILL_ENV = "SIGATTN_TEST_KILL_AT_STEP"  # tests: the process SIGKILLs itself right after this optimiser step
 TERM_ENV = "SIGATTN_TEST_TERM_AT_STEP"  # tests: the process sends itself SIGTERM right after this step
@@ -62,6 +71,68 @@ class TrainingInterrupted(RuntimeError):
             f"`sigattn train --resume {run_dir}`"
         )
         self.run_dir, self.step = run_dir, step
+
+
+def _say(message: str) -> None:
+    """One line on stderr that the user must see even with ``trainer.quiet`` (a fallback, a restart)."""
+    print(f"sigattn train: {message}", file=sys.stderr, flush=True)
+
+
+def newest_valid_checkpoint(
+    path: str | os.PathLike,
+) -> tuple[Path | None, dict | None, list[tuple[Path, ck.CheckpointError]]]:
+    """The checkpoint to resume from: ``(file, state, damaged)``.
+
+    ``path`` is a checkpoint file (read as is: an unreadable file is an error) or a run folder, whose newest
+    *readable* step checkpoint is used; the newer ones that cannot be read come back in ``damaged`` (newest
+    first) with their errors. A run folder that holds a ``config.yaml`` but no checkpoint (stopped before its
+    first one) gives ``(None, None, [])``.
+
+    Raises:
+        CheckpointError: no checkpoint and no ``config.yaml``, or not one step checkpoint is readable.
+    """
+    p = Path(path)
+    if p.is_file():
+        return p, ck.load_checkpoint(p), []
+    for folder in (p / "checkpoints", p):
+        found = ck.list_checkpoints(folder)
+        if found:
+            break
+    else:
+        if (p / "config.yaml").is_file():
+            return None, None, []
+        return find_resume_checkpoint(p), None, []  # raises, naming the path
+    damaged: list[tuple[Path, ck.CheckpointError]] = []
+    for c in reversed(found):
+        try:
+            return c, ck.load_checkpoint(c), damaged
+        except ck.CheckpointError as e:
+            damaged.append((c, e))
+    raise ck.CheckpointError(
+        f"no readable checkpoint in {str(folder)!r}: all {len(found)} step checkpoints are damaged (newest: "
+        f"{damaged[0][1]}); they are left as they are; start a new run in another folder"
+    )
+
+
+def _set_aside(path: Path) -> Path:
+    """Rename a damaged checkpoint to ``<name>.damaged`` (never deleted; no longer found by --resume and never
+    overwritten when training reaches its step again)."""
+    dest, i = path.with_name(path.name + ".damaged"), 1
+    while dest.exists():
+        dest, i = path.with_name(f"{path.name}.damaged-{i}"), i + 1
+    path.rename(dest)
+    return dest
+
+
+def _params_diff(stored: Any, current: Any, limit: int = 3) -> str:
+    """``params.x is A in the checkpoint, B in the recipe`` for the first differing task parameters."""
+    if not isinstance(stored, dict) or not isinstance(current, dict):
+        return ""
+    keys = [k for k in dict.fromkeys([*stored, *current]) if stored.get(k) != current.get(k)]
+    parts = [
+        f"params.{k} is {stored.get(k)!r} in the checkpoint, {current.get(k)!r} in the recipe" for k in keys
+    ]
+    return ", ".join(parts[:limit]) + (f" (and {len(parts) - limit} more)" if len(parts) > limit else "")
 
 
 class Trainer:
@@ -89,6 +160,7 @@ class Trainer:
         self.metrics: dict[str, float] = {}
         self.plots: list[Path] = []
         self.checks: dict[str, bool] | None = None
+        self._restart = False  # resuming a run folder that has no checkpoint: start it again from step 0
 
     # ------------------------------------------------------------------ setup
     def _setup(self) -> None:
@@ -187,14 +259,21 @@ class Trainer:
                     path, i = base / f"{stamp}-{i}", i + 1
             else:
                 path = self.run_dir
-            taken = (path / "config.yaml").exists() or any((path / "checkpoints").glob("*.ckpt"))
+            has_ckpt = any((path / "checkpoints").glob("*.ckpt"))
+            taken = (path / "config.yaml").exists() or has_ckpt
             if self.resume is None and taken:
                 # a fresh run here would append to the old logs and rotate away its own checkpoints
                 path = ConfigError(
                     f"run folder {str(path)!r} already holds a run; continue it with `sigattn train --resume "
                     f"{path}`, or choose another trainer.run_name / run folder"
+                    if has_ckpt
+                    else f"run folder {str(path)!r} holds a run that stopped before its first checkpoint; "
+                    f"start it again from scratch with `sigattn train --resume {path}` (uses its config.yaml), "
+                    "or choose another trainer.run_name / run folder"
                 )
             else:
+                if self._restart:
+                    self._keep_changed_config(path / "config.yaml")
                 path.mkdir(parents=True, exist_ok=True)
                 (path / "checkpoints").mkdir(exist_ok=True)
                 (path / "config.yaml").write_text(yaml.safe_dump(to_dict(self.cfg), sort_keys=False))
@@ -238,8 +317,25 @@ class Trainer:
             ck.save_checkpoint(state, ck.step_path(folder, self.step))
             ck.rotate_checkpoints(folder, self.cfg.trainer.keep_last)
 
-    def _restore(self, path: Path) -> None:
-        state = ck.load_checkpoint(path)
+    def _keep_changed_config(self, stored: Path) -> None:
+        """Restarting a run with another recipe than its config.yaml: keep the old one as config.yaml.old."""
+        new = yaml.safe_dump(to_dict(self.cfg), sort_keys=False)
+        if stored.is_file() and stored.read_text(errors="replace") != new:
+            old = stored.with_name("config.yaml.old")
+            stored.replace(old)
+            _say(f"the recipe differs from the stored {stored}; the old one is kept as {old}")
+
+    def _restore(self, path: Path, state: dict | None = None) -> None:
+        state = ck.load_checkpoint(path) if state is None else state
+        diff = _params_diff((state.get("config") or {}).get("params"), to_dict(self.cfg).get("params"))
+        ck.check_state_fits(
+            self.raw_model,
+            state["model"],
+            path,
+            f"the recipe's model settings differ from the checkpoint's: {diff}"
+            if diff
+            else "the model built from the recipe differs from the checkpoint's (another sigattn version?)",
+        )
         self.raw_model.load_state_dict(state["model"])
         self.opt.load_state_dict(state["optimizer"])
         self.sched.load_state_dict(state["scheduler"])
@@ -429,28 +525,49 @@ class Trainer:
             )
         resume_path = None
         if self.resume is not None:
-            resume_path = find_resume_checkpoint(self.resume)
             try:
-                self._restore(resume_path)
+                resume_path, state, damaged = newest_valid_checkpoint(self.resume)
             except ck.CheckpointError as e:
-                older = [p for p in ck.list_checkpoints(resume_path.parent) if p != resume_path]
+                given = Path(self.resume)
+                older = (
+                    [p for p in ck.list_checkpoints(given.parent) if p != given] if given.is_file() else []
+                )
                 hint = (
                     f"; older checkpoints you can pass to --resume: {', '.join(map(str, older))}"
                     if older
                     else ""
                 )
                 raise ck.CheckpointError(f"{e}{hint}") from e
-            if self.run_dir is None:
-                self.run_dir = resume_path.parent.parent
+            if resume_path is None:  # config.yaml but no checkpoint: the run stopped before its first one
+                self._restart = True
+                if self.run_dir is None:
+                    self.run_dir = Path(self.resume)
+                if self.main:
+                    _say(
+                        f"run folder {str(self.resume)!r} has no checkpoint (the run stopped before its first "
+                        "one); starting it from scratch with its recipe"
+                    )
+            else:
+                if damaged and self.main:
+                    kept = [_set_aside(p) for p, _ in damaged]
+                    names = ", ".join(repr(str(p)) for p, _ in damaged)
+                    _say(
+                        f"warning: {damaged[0][1]}; resuming from the newest readable checkpoint "
+                        f"{str(resume_path)!r} instead of {names}; the damaged file(s) are kept as "
+                        f"{', '.join(repr(str(k)) for k in kept)}"
+                    )
+                self._restore(resume_path, state)
+                if self.run_dir is None:
+                    self.run_dir = resume_path.parent.parent
         self._make_run_dir()
         steps_log = CSVLog(self.run_dir / "steps.csv") if self.main else None
         epochs_log = CSVLog(self.run_dir / "epochs.csv") if self.main else None
         tb = (
-            TensorBoardLog(self.run_dir / "tb", purge_step=self.step + 1 if resume_path else None)
+            TensorBoardLog(self.run_dir / "tb", purge_step=self.step + 1 if self.resume is not None else None)
             if self.main
             else None
         )
-        if self.main and resume_path is not None:
+        if self.main and self.resume is not None:  # resumed, or restarted from step 0
             steps_log.truncate_after("step", self.step)
             epochs_log.truncate_after("epoch", self.epoch)
         self.epoch_rows = epochs_log.read() if self.main else []

@@ -112,3 +112,41 @@ def test_non_finite_floats_are_refused_at_config_time(tmp_path, capsys, override
 def test_null_still_means_none_for_optional_floats():
     raw = toy_raw(".", epochs=1, clip_grad_norm=None)
     assert recipe_from_dict(raw).trainer.clip_grad_norm is None
+
+
+# ------------------------------------------------------------------ item 5c: checkpoint that does not fit
+def test_checkpoint_that_does_not_fit_the_model_is_one_line(tmp_path, capsys):
+    # before: a 19-line size-mismatch RuntimeError from load_state_dict
+    raw = toy_raw(tmp_path, epochs=1, run_name="w")  # hidden 8, 4 channels: conv.weight is (8, 4, 5)
+    raw["params"].update(n_train=16, n_val=0, n_test=0)
+    path = tmp_path / "toy.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    assert main(["train", str(path)]) == 0
+    run = tmp_path / "toy" / "w"
+    ckpt = run / "checkpoints" / "step-000000001.ckpt"
+    before = ckpt.read_bytes()
+    capsys.readouterr()
+    err = one_line_error(capsys, ["train", "--resume", str(run), "params.hidden=16", "trainer.epochs=2"])
+    assert err == (
+        f"sigattn train: error: checkpoint {str(ckpt)!r} does not fit the model: parameter 'conv.weight' is "
+        "(8, 4, 5) in the checkpoint but (16, 4, 5) in the model; the recipe's model settings differ from the "
+        "checkpoint's: params.hidden is 8 in the checkpoint, 16 in the recipe"
+    )
+    assert ckpt.read_bytes() == before
+
+
+# ------------------------------------------------------------------- item 5d: overrides after an option
+def test_overrides_after_run_dir_are_applied(tmp_path, capsys):
+    # before: argparse stopped at --run-dir and exited with "unrecognized arguments: optim.lr=0.05"
+    raw = toy_raw(tmp_path, epochs=2)
+    raw["params"].update(n_train=16, n_val=0, n_test=0)
+    path = tmp_path / "toy.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    run = tmp_path / "x"
+    assert main(["train", str(path), "--run-dir", str(run), "optim.lr=0.05", "trainer.epochs=1"]) == 0
+    stored = yaml.safe_load((run / "config.yaml").read_text())
+    assert stored["optim"]["lr"] == 0.05 and stored["trainer"]["epochs"] == 1  # the recipe says 0.01 and 2
+    assert yaml.safe_load((run / "metrics.json").read_text())["steps"] == 1.0
+    with pytest.raises(SystemExit) as e:  # an unknown option is still argparse's error
+        main(["train", str(path), "--run-dir", str(run), "--bogus"])
+    assert e.value.code == 2 and "unrecognized arguments: --bogus" in capsys.readouterr().err

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import csv
 import signal
 
 import pytest
 import torch
 
+from sigattn.cli import main
 from sigattn.train import checkpoint as ck
 from sigattn.train.config import load_recipe, recipe_from_dict
 from sigattn.train.trainer import KILL_ENV, TERM_ENV, Trainer, TrainingInterrupted
@@ -53,21 +55,102 @@ def test_sigkill_mid_epoch_then_resume_is_exact(tmp_path):
     assert [r["loss"] for r in rows] == [r["loss"] for r in full_rows]
 
 
-def test_resume_from_damaged_checkpoint_is_refused(tmp_path):
+def test_damaged_newest_checkpoint_falls_back_to_the_newest_readable_one(tmp_path, capsys):
+    # before: `--resume RUN` refused the run outright when its newest checkpoint was damaged
     raw = toy_raw(tmp_path, epochs=1, checkpoint_every=1, keep_last=5, run_name="r")
     raw["params"].update(n_train=32, n_val=0, n_test=0)
     Trainer(recipe_from_dict(raw, name="toy")).fit()
-    folder = tmp_path / "toy" / "r" / "checkpoints"
+    run = tmp_path / "toy" / "r"
+    folder = run / "checkpoints"
     ckpts = ck.list_checkpoints(folder)
-    assert len(ckpts) == 2  # 32 / 16 = 2 steps: one step checkpoint + the epoch-end one
-    good = {p.name: p.read_bytes() for p in ckpts[:-1]}
-    newest = ckpts[-1]
+    assert [p.name for p in ckpts] == ["step-000000001.ckpt", "step-000000002.ckpt"]  # 32 / 16 = 2 steps
+    uninterrupted = ck.load_checkpoint(ckpts[1])
+    first = ckpts[0].read_bytes()
+    newest = ckpts[1]
     newest.write_bytes(newest.read_bytes()[:1000])
-    with pytest.raises(ck.CheckpointError, match=newest.name) as e:
-        Trainer(recipe_from_dict(raw, name="toy"), resume=folder.parent).fit()
-    assert f"older checkpoints you can pass to --resume: {ckpts[0]}" in str(e.value)
-    assert {p.name: p.read_bytes() for p in ck.list_checkpoints(folder)[:-1]} == good
-    assert newest.stat().st_size == 1000  # nothing silently "repaired" or overwritten
+    capsys.readouterr()
+
+    assert main(["train", "--resume", str(run)]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    kept = folder / "step-000000002.ckpt.damaged"
+    assert err[0].startswith(f"sigattn train: warning: checkpoint {str(newest)!r} cannot be read (truncated")
+    assert err[0].endswith(
+        f"; resuming from the newest readable checkpoint {str(ckpts[0])!r} instead of {str(newest)!r}; "
+        f"the damaged file(s) are kept as {str(kept)!r}"
+    )
+    assert kept.stat().st_size == 1000  # set aside, not deleted, not overwritten by the resumed step 2
+    assert ckpts[0].read_bytes() == first
+    # step 1 -> 2 replayed exactly: the new step-2 checkpoint is the one that was damaged
+    assert_tree_equal(ck.load_checkpoint(newest), uninterrupted)
+
+
+def test_no_readable_checkpoint_is_one_line_and_touches_nothing(tmp_path, capsys):
+    raw = toy_raw(tmp_path, epochs=1, checkpoint_every=1, keep_last=5, run_name="r")
+    raw["params"].update(n_train=32, n_val=0, n_test=0)
+    Trainer(recipe_from_dict(raw, name="toy")).fit()
+    run = tmp_path / "toy" / "r"
+    for p in ck.list_checkpoints(run / "checkpoints"):
+        p.write_bytes(b"garbage")
+    before = {p: p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file()}
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith(
+        f"sigattn train: error: no readable checkpoint in {str(run / 'checkpoints')!r}: all 2 step "
+        f"checkpoints are damaged (newest: checkpoint {str(run / 'checkpoints' / 'step-000000002.ckpt')!r}"
+    )
+    assert err.endswith("they are left as they are; start a new run in another folder")
+    assert {p: p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file()} == before
+
+
+class _Killed(Exception):
+    pass
+
+
+def test_run_killed_before_its_first_checkpoint_restarts_on_resume(tmp_path, capsys, monkeypatch):
+    # before: --resume said "no checkpoint to resume from", a fresh run "already holds a run"
+    raw = toy_raw(tmp_path, epochs=1, run_name="k")  # 64 / 16 = 4 steps, checkpoint at the epoch end only
+    path = recipe_file(raw, tmp_path / "toy.yaml")
+    real_step = Trainer._optimizer_step
+
+    def step_then_die(self):
+        real_step(self)
+        if self.step == 2:
+            raise _Killed  # the process dies after step 2, before any checkpoint
+
+    monkeypatch.setattr(Trainer, "_optimizer_step", step_then_die)
+    with pytest.raises(_Killed):
+        main(["train", str(path)])
+    monkeypatch.setattr(Trainer, "_optimizer_step", real_step)
+    run = tmp_path / "toy" / "k"
+    assert (run / "config.yaml").is_file() and not list((run / "checkpoints").iterdir())
+    stored = (run / "config.yaml").read_text()
+    capsys.readouterr()
+
+    # a fresh run into that folder is refused with what to do
+    assert main(["train", str(path), "--run-dir", str(run)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert err == (
+        f"sigattn train: error: run folder {str(run)!r} holds a run that stopped before its first checkpoint; "
+        f"start it again from scratch with `sigattn train --resume {run}` (uses its config.yaml), or choose "
+        "another trainer.run_name / run folder"
+    )
+
+    assert main(["train", "--resume", str(run)]) == 0
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"sigattn train: run folder {str(run)!r} has no checkpoint (the run stopped before its first one); "
+        "starting it from scratch with its recipe"
+    )
+    assert (run / "config.yaml").read_text() == stored and not (run / "config.yaml.old").exists()
+    rows = list(csv.DictReader(open(run / "steps.csv")))
+    assert [r["step"] for r in rows] == ["1", "2", "3", "4"]  # the dead run's rows 1-2 are not doubled
+    # the same as an uninterrupted run of the recipe
+    Trainer(load_recipe(path, ["trainer.run_name=full"])).fit()
+    assert_tree_equal(last_state(run)["model"], last_state(tmp_path / "toy" / "full")["model"])
 
 
 def test_sigterm_checkpoints_and_resumes_exactly(tmp_path, monkeypatch):
