@@ -100,7 +100,7 @@ def acceptance_checks(checks: dict[str, bool | None]) -> dict[str, bool]:
 
 
 def checks_table(checks: dict[str, bool | None]) -> str:
-    """Markdown table of the applicable acceptance checks (PASS/FAIL) and diagnostics (yes/no, not counted)."""
+    """Markdown table of the applicable acceptance checks (PASS/FAIL) and diagnostics (yes/no, uncounted)."""
     lines = ["| check | result |", "|---|---|"]
     for k, ok in applicable_checks(checks).items():
         result = ("yes" if ok else "no") if k.startswith(DIAGNOSTIC) else ("PASS" if ok else "FAIL")
@@ -116,7 +116,7 @@ def write_report(
     checks: dict[str, bool | None] | None = None,
     notes: list[str] | None = None,
 ) -> Path:
-    """Write ``run_dir/report.md``: notes, metrics table, the checks that apply and the plots (relative paths)."""
+    """Write ``run_dir/report.md``: notes, metrics, the checks that apply and the plots (relative paths)."""
     run_dir = Path(run_dir)
     checks = applicable_checks(checks)
     parts = [f"# {title}", ""]

@@ -71,7 +71,8 @@ class SeriesFrame:
 
 def _row_locator(n_rows: int, path: Path | None = None) -> Callable[[int], str]:
     """``where(i)``: ``"line N"`` for data row ``i`` of the CSV ``path`` (header = line 1, blank lines counted
-    as pandas skips them), ``"row i"`` for in-memory frames. File lines are read only when a message needs one."""
+    as pandas skips them), ``"row i"`` for in-memory frames. The file is read again only when a message needs
+    a line."""
     if path is None:
         return lambda i: f"row {i}"
     cache: list[list[int]] = []
@@ -87,7 +88,7 @@ def _row_locator(n_rows: int, path: Path | None = None) -> Callable[[int], str]:
 
 
 def _csv_lines(path: Path) -> tuple[int, list[int]]:
-    """The header's file line and each data row's first file line (1-based), skipping blank lines as pandas does."""
+    """The header's file line and each data row's first file line (1-based), skipping blank lines like pandas."""
     header, rows, last = 0, [], 0
     with open(path, newline="", encoding="utf-8", errors="replace") as fh:
         reader = csv.reader(fh)

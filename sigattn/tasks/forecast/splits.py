@@ -54,10 +54,10 @@ def _infer(name: str) -> tuple[str, str]:
 
 
 def describe_split(borders: dict[str, tuple[int, int]], kind: str, seq_len: int, dates=None) -> str:
-    """One line naming the split kind and the rows each split forecasts (0-based, inclusive), with dates if known.
+    """One line naming the split kind and the rows each split forecasts (0-based, inclusive), dates if known.
 
-    ``describe_split(split_borders(100, 10), "custom", 10)`` reads ``custom (70/10/20): train rows 0-69, val rows
-    70-79, test rows 80-99 (val/test windows start 10 rows earlier)``.
+    ``describe_split(split_borders(100, 10), "custom", 10)`` reads ``custom (70/10/20): train rows 0-69, val
+    rows 70-79, test rows 80-99 (val/test windows start 10 rows earlier)``.
     """
     what = {"ett_hour": "ETT hourly, 12/4/4 months", "ett_minute": "ETT 15-minute, 12/4/4 months"}
     parts = []

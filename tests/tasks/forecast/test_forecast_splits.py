@@ -70,7 +70,7 @@ def test_infer_kind_is_case_insensitive_and_says_why():
 
 
 def test_describe_split_rows_and_dates():
-    # custom on 100 rows, L = 10: train [0, 70), val [60, 80), test [70, 100); val/test forecast rows 70.., 80..
+    # custom on 100 rows, L = 10: train [0, 70), val [60, 80), test [70, 100); val/test forecast 70.., 80..
     b = split_borders(100, 10, "custom")
     assert describe_split(b, "custom", 10) == (
         "custom (70/10/20): train rows 0-69, val rows 70-79, test rows 80-99 "
