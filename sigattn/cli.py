@@ -267,6 +267,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     from sigattn.train.checkpoint import CheckpointError
     from sigattn.train.config import ConfigError
+    from sigattn.train.distributed import RankStopped
     from sigattn.train.trainer import TrainingInterrupted
 
     try:
@@ -274,6 +275,9 @@ def main(argv: list[str] | None = None) -> int:
     except TrainingInterrupted as e:
         print(f"sigattn {args.command}: {e}", file=sys.stderr)
         return 143  # 128 + SIGTERM, what schedulers expect from a terminated job
+    except RankStopped as e:  # the failing rank printed its own error; the survivors say so in one line
+        print(f"sigattn {args.command}: {e}", file=sys.stderr)
+        return 1
     except (ConfigError, CheckpointError, FileNotFoundError) as e:
         print(f"sigattn {args.command}: error: {e}", file=sys.stderr)
         return 2

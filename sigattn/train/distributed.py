@@ -14,6 +14,8 @@ Example:
 from __future__ import annotations
 
 import os
+import re
+import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -21,7 +23,15 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import Sampler
 
-__all__ = ["DistInfo", "init_distributed", "ResumableSampler", "gather_outputs", "broadcast_object"]
+__all__ = [
+    "DistInfo",
+    "init_distributed",
+    "ResumableSampler",
+    "gather_outputs",
+    "broadcast_object",
+    "RankStopped",
+    "peer_failure",
+]
 
 
 @dataclass
@@ -38,6 +48,36 @@ class DistInfo:
     @property
     def enabled(self) -> bool:
         return self.world_size > 1
+
+
+class RankStopped(RuntimeError):
+    """Another process of the group died (crash, OOM kill, Ctrl-C): this rank's collective failed, it stops."""
+
+
+# what gloo / NCCL / the TCP store say when a peer process has gone away
+_PEER_GONE = re.compile(
+    r"connection (reset|closed|refused)|broken pipe|socket timeout|peer|nccl communicator was aborted|"
+    r"ncclRemoteError|ncclSystemError|remote process|recvValue|recvBytes|timed out",
+    re.IGNORECASE,
+)
+
+
+def peer_failure(error: BaseException, info: DistInfo) -> RankStopped | None:
+    """A one-line :class:`RankStopped` when ``error`` is a collective that failed because another rank
+    died (raised inside ``torch.distributed``, or a gloo/NCCL connection error), else ``None``."""
+    if not info.enabled or not isinstance(error, RuntimeError) or isinstance(error, RankStopped):
+        return None
+    frames = traceback.extract_tb(error.__traceback__)
+    in_dist = bool(frames) and "torch/distributed/" in frames[-1].filename.replace(os.sep, "/")
+    text = str(error)
+    dist_error = isinstance(error, getattr(dist, "DistError", ()))
+    named = re.search(r"gloo|nccl|c10d", text, re.IGNORECASE)
+    if not (_PEER_GONE.search(text) and (in_dist or dist_error or named)):
+        return None  # a failure of this rank itself (a bad pickle, a shape mismatch): its own traceback
+    cause = (text.strip().splitlines() or [type(error).__name__])[0]
+    cause = re.sub(r"^\[[^\]]*\.(cpp|cc|h):\d+\]\s*", "", cause)[:160]  # gloo's "[/pytorch/.../pair.cc:538] "
+    who = f"rank {1 - info.rank} of 2" if info.world_size == 2 else f"another of the {info.world_size} ranks"
+    return RankStopped(f"{who} stopped ({cause}); this rank ({info.rank}) stops too")
 
 
 def init_distributed(device_type: str) -> DistInfo:

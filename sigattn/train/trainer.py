@@ -42,6 +42,7 @@ from sigattn.train.distributed import (
     broadcast_object,
     gather_outputs,
     init_distributed,
+    peer_failure,
 )
 from sigattn.train.logs import CSVLog, TensorBoardLog, make_progress, progress_enabled
 from sigattn.train.optim import EMA, LRSchedule, build_optimizer
@@ -505,6 +506,11 @@ class Trainer:
             previous = signal.signal(signal.SIGTERM, self._on_sigterm)
         try:
             return self._fit()
+        except RuntimeError as e:
+            stopped = peer_failure(e, getattr(self, "info", DistInfo()))
+            if stopped is None:
+                raise
+            raise stopped from None  # one line instead of pages of gloo/NCCL traceback on every survivor
         finally:
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
