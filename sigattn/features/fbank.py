@@ -24,17 +24,19 @@ they are given. Features of a waveform in [-1, 1] equal those of the int16-scale
 from __future__ import annotations
 
 import functools
+import importlib
 import inspect
 import math
+import os
+import warnings
 
 import numba
 import numpy as np
 import torch
 from numba import njit
 
-from . import _lanes
 from ._core import KERNEL_LOCK, as_float_array, check_finite, thread_pool, torch_threads
-from ._lanes import FAST_N, LANES, lane_plan
+from ._lanes_plan import FAST_N, LANES, lane_plan
 
 __all__ = ["FLT_EPSILON", "fbank", "fbank_batch", "frame_params", "mel_banks", "window_function"]
 
@@ -42,6 +44,46 @@ FLT_EPSILON = 1.1920928955078125e-07
 CHUNK_FRAMES = 256  # frames per block (FFT input 512 KiB): 2-6% faster than 512 in the benchmark sweep
 LANES_CHUNK = 256  # 16-frame groups per lanes-kernel call (4096 frames): the log runs per chunk, in L2
 WINDOWS = ("povey", "hanning", "hamming", "rectangular", "blackman")
+LANES_ENV = "SIGATTN_FBANK_LANES"  # "0" (or false/off/no) forces the block path
+
+# The lanes kernel is built on Numba/llvmlite internals (an extension type and LLVM intrinsics), so it is fenced:
+# imported at the first dispatch, not with this module, and any failure to import or compile it switches this
+# process to the block path with one warning. Errors of the kind a compiler or an API change raises count as
+# such failures; the block path then recomputes the whole call (every output element is rewritten).
+_LANES_FAILURES = (ImportError, AttributeError, TypeError, NotImplementedError, RuntimeError, LookupError,
+                   numba.core.errors.NumbaError)  # fmt: skip
+_lanes_state: dict = {"module": None, "failed": None}
+
+
+def lanes_enabled() -> bool:
+    """Whether power-of-two FFT sizes use the fused lanes kernel in this process: False when
+    ``$SIGATTN_FBANK_LANES`` is 0/false/off/no, or after the kernel failed to import or compile here."""
+    if os.environ.get(LANES_ENV, "1").strip().lower() in ("0", "false", "off", "no"):
+        return False
+    return _lanes_state["failed"] is None
+
+
+def _lanes_module():
+    """The :mod:`._lanes` module, imported on first use (None after a failure)."""
+    if _lanes_state["module"] is None and _lanes_state["failed"] is None:
+        try:
+            _lanes_state["module"] = importlib.import_module(f"{__package__}._lanes")
+        except Exception as e:  # noqa: BLE001 - any import failure of the fenced kernel means: fall back
+            _lanes_disable(e)
+    return _lanes_state["module"]
+
+
+def _lanes_disable(error: BaseException) -> None:
+    _lanes_state["failed"] = (
+        f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}"
+    )
+    warnings.warn(
+        f"sigattn fbank: the fused lanes kernel is unavailable with numba {numba.__version__} "
+        f"({_lanes_state['failed']}); using the block path (same features to float32 FFT precision, "
+        f"about 2x slower). Set {LANES_ENV}=0 to silence this.",
+        RuntimeWarning,
+        stacklevel=3,
+    )
 
 
 def frame_params(sample_rate: float, frame_length: float, frame_shift: float, round_to_power_of_two: bool):
@@ -410,6 +452,9 @@ def _run_lanes(flat, starts, lens, frames, first_offset, shift, size, padded, no
                energy_col, energy_min, use_log):  # fmt: skip
     """Power-of-two FFT sizes: the fused kernel of :mod:`._lanes`, in chunks of LANES_CHUNK groups (log per
     chunk while it is in cache), chunks spread over ``numba.get_num_threads()`` Python threads."""
+    kernel = _lanes_module()
+    if kernel is None:
+        raise ImportError(_lanes_state["failed"])
     tables = _lane_tables(size, shift, padded)
     tw, ptw = tables["float32" if out.dtype == np.float32 else "float64"]
     num_bins = seg_start.shape[0] - 2
@@ -448,7 +493,7 @@ def _run_lanes(flat, starts, lens, frames, first_offset, shift, size, padded, no
             f0 = int(frame_base[u]) + f_begin
             width = (g_end - g_begin) * LANES
             chunk_noise = noise(f0, f0 + width).reshape(-1) if noise is not None else no_noise
-            total += _lanes.fbank_groups(
+            total += kernel.fbank_groups(
                 flat, starts, lens, g_utt, g_f0, frames, frame_base - f0, first_offset, shift, size, padded // 2,
                 chunk_noise, width, dither, remove_dc, preemph, window, raw_energy, need_energy,
                 tables["pos"], tables["boff"], tw, ptw, lo, seg_start, up_w, use_power, eps, flat_out, out_shape,
@@ -558,9 +603,16 @@ def _run(waves, names, sample_rate, num_mel_bins, frame_length, frame_shift, dit
     args = (flat, starts, lens, frames, first_offset, shift, size, padded, noise, float(dither), bool(remove_dc_offset),
             float(preemphasis_coefficient), window, bool(raw_energy), bool(use_energy), lo, seg_start, weights[dtype],
             bool(use_power), eps, out, bool(bins_first), col0, energy_col, energy_min, bool(use_log_fbank))  # fmt: skip
-    if padded & (padded - 1) == 0 and padded // 2 in FAST_N:
-        checksum = _run_lanes(*args)
-    else:
+    checksum = None
+    if padded & (padded - 1) == 0 and padded // 2 in FAST_N and lanes_enabled():
+        try:
+            checksum = _run_lanes(*args)
+        except _LANES_FAILURES as e:
+            if _lanes_state["failed"] is None:
+                _lanes_disable(e)
+            if len(waves) > 1:
+                out.fill(0)  # a batch keeps zeros after each item's frames
+    if checksum is None:
         checksum = _run_blocks(*args)
     if not math.isfinite(checksum):
         for w, name in zip(waves, names):

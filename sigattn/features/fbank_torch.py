@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ._lanes import FAST_N, lane_plan
+from ._lanes_plan import FAST_N, lane_plan
 from .fbank import FLT_EPSILON, _segments, frame_params, mel_banks, window_function
 
 __all__ = ["Fbank"]
