@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 
 import pytest
@@ -75,10 +76,14 @@ def test_run_folder_contents(tmp_path):
     assert best["epoch"] == m["best_epoch"] and best["metrics"]["acc"] == m["val/acc"]
     assert len(ck.list_checkpoints(run / "checkpoints")) == 2  # keep_last
     report = (run / "report.md").read_text()
-    assert "](plots/training_curves.png)" in report and "](plots/test_confusion.png)" in report
-    assert (run / "plots" / "training_curves.png").stat().st_size > 1000
     assert "| test | acc |" in report and ("PASS" in report or "FAIL" in report)
-    assert list((run / "tb").glob("events.out.tfevents.*"))
+    if importlib.util.find_spec("matplotlib"):  # the plots extra (absent only in `make test-core`)
+        assert "](plots/training_curves.png)" in report and "](plots/test_confusion.png)" in report
+        assert (run / "plots" / "training_curves.png").stat().st_size > 1000
+    else:
+        assert "](plots/" not in report and not list(run.glob("plots/*.png"))
+    if importlib.util.find_spec("tensorboard"):  # the logging extra
+        assert list((run / "tb").glob("events.out.tfevents.*"))
     # the test split was evaluated with best.ckpt's (EMA) weights: evaluating that file afresh agrees
     again = evaluate_checkpoint(run)
     assert again["test/acc"] == m["test/acc"] and again["test/loss"] == pytest.approx(m["test/loss"])
