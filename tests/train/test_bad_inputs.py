@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from sigattn.cli import main
+from sigattn.train import checkpoint as ck
 from sigattn.train.config import MAX_NODES, ConfigError, apply_overrides, load_recipe, recipe_from_dict
 
 from .helpers import toy_raw
@@ -133,6 +134,16 @@ def test_checkpoint_that_does_not_fit_the_model_is_one_line(tmp_path, capsys):
         "checkpoint's: params.hidden is 8 in the checkpoint, 16 in the recipe"
     )
     assert ckpt.read_bytes() == before
+    # `sigattn eval` of a checkpoint whose stored recipe no longer builds its model
+    state = ck.load_checkpoint(ckpt)
+    state["config"]["params"]["hidden"] = 16
+    odd = ck.save_checkpoint(state, tmp_path / "odd.ckpt")
+    err = one_line_error(capsys, ["eval", str(odd)])
+    assert err == (
+        f"sigattn eval: error: checkpoint {str(odd)!r} does not fit the model: parameter 'conv.weight' is "
+        "(8, 4, 5) in the checkpoint but (16, 4, 5) in the model; the model built from its stored recipe "
+        "differs (trained with another sigattn version?)"
+    )
 
 
 # ------------------------------------------------------------------- item 5d: overrides after an option
