@@ -312,7 +312,7 @@ def _build(cls: type, data: Any, path: str, source: str) -> Any:
             close = difflib.get_close_matches(str(key), list(fields), n=1, cutoff=0.5)
             hint = f"; did you mean {(path + '.' if path else '') + close[0]!r}?" if close else ""
             raise ConfigError(
-                f"{where}unknown key {full!r}{hint} (valid keys of {path or 'the recipe'}: {', '.join(fields)})"
+                f"{where}unknown key {_short(full)}{hint} (valid keys of {path or 'the recipe'}: {', '.join(fields)})"
             )
         value = _convert(value, hints[key], full, source)
         if full in _CHOICES and value not in _CHOICES[full]:
@@ -346,18 +346,18 @@ def apply_overrides(raw: dict, overrides: list[str] | tuple[str, ...]) -> dict:
     """Apply ``a.b=value`` overrides (values parsed as YAML scalars/flow collections) to a raw recipe dict."""
     for ov in overrides:
         if "=" not in ov:
-            raise ConfigError(f"override {ov!r} is not of the form key.sub=value")
+            raise ConfigError(f"override {_short(ov)} is not of the form key.sub=value")
         key, text = ov.split("=", 1)
         parts = [p for p in key.strip().split(".") if p]
         if not parts:
-            raise ConfigError(f"override {ov!r} has an empty key")
+            raise ConfigError(f"override {_short(ov)} has an empty key")
         node = raw
         for i, p in enumerate(parts[:-1]):
             nxt = node.get(p)
             if nxt is None:
                 nxt = node[p] = {}
             if not isinstance(nxt, dict):
-                raise ConfigError(f"override {ov!r}: {'.'.join(parts[: i + 1])!r} is not a section")
+                raise ConfigError(f"override {_short(ov)}: {'.'.join(parts[: i + 1])!r} is not a section")
             node = nxt
         node[parts[-1]] = _parse_scalar(text, ov)
     return raw
@@ -379,7 +379,7 @@ def recipe_from_dict(raw: dict, name: str = "recipe", source: str = "") -> Recip
             close = difflib.get_close_matches(str(key), sorted(top), n=1, cutoff=0.5)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise ConfigError(
-                f"{where}unknown key {key!r}{hint} (valid top-level keys: {', '.join(sorted(top))})"
+                f"{where}unknown key {_short(key)}{hint} (valid top-level keys: {', '.join(sorted(top))})"
             )
     task = raw.get("task")
     if not isinstance(task, str):

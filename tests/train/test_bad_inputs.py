@@ -52,6 +52,9 @@ def test_alias_bomb_just_over_the_limit_is_refused_and_messages_stay_short(tmp_p
         recipe_from_dict(raw, source="r.yaml")
     assert str(e.value).startswith("r.yaml: key 'optim.lr' expects float, got list [[0, 0, 0, 0, 0, 0, 0, 0")
     assert len(str(e.value)) < 300
+    with pytest.raises(ConfigError, match=r"^r\.yaml: unknown key 'optim\.xxxx") as e:  # a 10^5-character key
+        recipe_from_dict({"task": "toy", "optim": {"x" * 100_000: 1}}, source="r.yaml")
+    assert len(str(e.value)) < 300
 
 
 def test_recursive_alias_and_override_bombs(tmp_path):
