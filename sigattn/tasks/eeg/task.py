@@ -296,7 +296,7 @@ class EEGTask:
                                      title=f"raw pool weights over mixed tokens ({split})"))  # fmt: skip
         return paths
 
-    def demo_checks(self, metrics: dict[str, float]) -> dict[str, bool]:
+    def demo_checks(self, metrics: dict[str, float]) -> dict[str, bool | None]:
         """>= 90% held-out accuracy; the generator's informative electrodes (C3, C4) in the top-5 attended ones.
 
         "Attended" is DBConformer's ``channel_weights`` default: the channel-attention pool's weights carried
@@ -314,10 +314,14 @@ class EEGTask:
         # With feet imagery (3 classes) the generator's informative electrodes include Cz; the acceptance
         # criterion names C3 and C4, so the check reads them alone there (all informative ones otherwise).
         hands = find("hand_electrodes_in_top5")
+        located = find("informative_in_top5") if np.isnan(hands) else hands
+        # the demo's criteria: on real data (no planted electrodes, no 90% target) they do not apply (None)
+        synthetic = self.params.source == "synthetic"
         checks = {
-            f"test accuracy >= 90% (got {100 * find('accuracy'):.1f}%)": find("accuracy") >= 0.9,
+            f"test accuracy >= 90% (got {100 * find('accuracy'):.1f}%)":
+                find("accuracy") >= 0.9 if synthetic else None,
             f"C3 and C4 among the top-5 attended electrodes, attention rollout ({top})":
-                (find("informative_in_top5") if np.isnan(hands) else hands) == 1.0,
+                located == 1.0 if synthetic and not np.isnan(located) else None,
         }  # fmt: skip
         need = [c for c in (self.trials.informative if self.trials is not None else ()) if c in ("C3", "C4")]
         if self.trials is not None and "Cz" in self.trials.informative and top:

@@ -243,3 +243,16 @@ def test_demo_check_reads_c3_c4_with_feet():
         {"test/accuracy": 1.0, "test/informative_in_top5": 2 / 3, "test/hand_electrodes_in_top5": 0.5}
     )
     assert not all(v for k, v in checks.items() if not k.startswith("(diagnostic)"))
+
+
+def test_demo_criteria_do_not_apply_to_real_data():
+    """On real recordings there are no planted electrodes and no 90% target: both acceptance checks are None
+    (left out of report.md), whatever the metrics; the same metrics on synthetic data are judged."""
+    task = EEGTask(_params())
+    task.build_datasets()
+    metrics = {"test/accuracy": 0.55, "test/informative_in_top5": float("nan")}
+    synthetic = {k: v for k, v in task.demo_checks(metrics).items() if not k.startswith("(diagnostic)")}
+    assert list(synthetic.values()) == [False, None]  # accuracy judged; no electrode metric computed
+    task.params.source = "eegmmidb"
+    real = {k: v for k, v in task.demo_checks(metrics).items() if not k.startswith("(diagnostic)")}
+    assert len(real) == 2 and all(v is None for v in real.values())
