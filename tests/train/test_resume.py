@@ -7,6 +7,7 @@ import signal
 
 import pytest
 import torch
+import yaml
 
 from sigattn.cli import main
 from sigattn.train import checkpoint as ck
@@ -169,3 +170,30 @@ def test_sigterm_checkpoints_and_resumes_exactly(tmp_path, monkeypatch):
     full = last_state(tmp_path / "toy" / "full")
     for key in ("model", "optimizer", "ema", "rng", "loop"):
         assert_tree_equal(full[key], last_state(run)[key], key)
+
+
+def test_restart_with_another_recipe_keeps_the_old_config(tmp_path, capsys, monkeypatch):
+    raw = toy_raw(tmp_path, epochs=1, run_name="k")
+    raw["params"].update(n_train=32, n_val=0, n_test=0)  # 2 steps
+    real_step = Trainer._optimizer_step
+
+    def step_then_die(self):
+        real_step(self)
+        raise _Killed
+
+    monkeypatch.setattr(Trainer, "_optimizer_step", step_then_die)
+    with pytest.raises(_Killed):
+        Trainer(recipe_from_dict(raw, name="toy")).fit()
+    monkeypatch.setattr(Trainer, "_optimizer_step", real_step)
+    run = tmp_path / "toy" / "k"
+    stored = (run / "config.yaml").read_text()
+    capsys.readouterr()
+    raw["optim"]["lr"] = 0.05
+    assert Trainer(recipe_from_dict(raw, name="toy"), resume=run).fit()["steps"] == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[1] == (
+        f"sigattn train: the recipe differs from the stored {run / 'config.yaml'}; the old one is kept as "
+        f"{run / 'config.yaml.old'}"
+    )
+    assert (run / "config.yaml.old").read_text() == stored
+    assert yaml.safe_load((run / "config.yaml").read_text())["optim"]["lr"] == 0.05
