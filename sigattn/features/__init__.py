@@ -6,7 +6,7 @@ Every public function validates its input (dtype, rank, finite values, band edge
 ``DataLoader`` workers (see :mod:`sigattn.features._core`).
 """
 
-from ._core import set_num_threads, threading_layer, torch_threads, warmup, worker_init_fn
+from ._core import set_num_threads, threading_layer, torch_threads, worker_init_fn
 from .alignment import OnlineEuclideanAlignment, euclidean_alignment
 from .cmvn import cmvn, sliding_cmn
 from .epochs import epochs_from_events
@@ -14,6 +14,7 @@ from .fbank import fbank, fbank_batch, mel_banks, window_function
 from .fbank_torch import Fbank
 from .filters import butter_sos, fir_epochs, fir_filter, iir_filter, mne_fir_design, notch_filter, sosfiltfilt
 from .resample import resample_poly
+from .warmup import warmup
 from .windows import instance_norm_stats, sliding_windows
 
 __all__ = [

@@ -29,7 +29,6 @@ __all__ = [
     "torch_threads",
     "thread_pool",
     "threading_layer",
-    "warmup",
     "worker_init_fn",
 ]
 
@@ -163,22 +162,3 @@ def as_float_array(
     if finite:
         check_finite(x, name)
     return np.ascontiguousarray(x)
-
-
-def warmup() -> None:
-    """Compile (or load from the cache) every feature kernel once, on tiny inputs."""
-    from .alignment import euclidean_alignment
-    from .epochs import epochs_from_events
-    from .fbank import fbank
-    from .filters import fir_epochs, fir_filter, iir_filter
-    from .resample import resample_poly
-
-    rng = np.random.default_rng(0)
-    fbank(rng.standard_normal(800).astype(np.float32))
-    x = rng.standard_normal((2, 400))
-    iir_filter(x, 100.0, 8.0, 30.0)
-    fir_filter(x, 100.0, 8.0, 30.0)
-    fir_epochs(x, 100.0, 8.0, 30.0, np.array([[100, 0, 1]]), 0.0, 0.5, dtype="float32")
-    resample_poly(x, 2, 3)
-    epochs_from_events(x, np.array([[100, 0, 1]]), 100.0, 0.0, 0.5)
-    euclidean_alignment(rng.standard_normal((3, 2, 50)))
