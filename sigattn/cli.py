@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import platform
 import subprocess
@@ -265,11 +266,13 @@ def main(argv: list[str] | None = None) -> int:
         args.args = [*args.args, *extra]
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    from sigattn.errors import DataError
     from sigattn.train.checkpoint import CheckpointError
     from sigattn.train.config import ConfigError
     from sigattn.train.distributed import RankStopped
     from sigattn.train.trainer import TrainingInterrupted
 
+    _console_logging()
     try:
         return int(args.func(args) or 0)
     except TrainingInterrupted as e:
@@ -278,9 +281,31 @@ def main(argv: list[str] | None = None) -> int:
     except RankStopped as e:  # the failing rank printed its own error; the survivors say so in one line
         print(f"sigattn {args.command}: {e}", file=sys.stderr)
         return 1
-    except (ConfigError, CheckpointError, FileNotFoundError) as e:
-        print(f"sigattn {args.command}: error: {e}", file=sys.stderr)
+    except (ConfigError, CheckpointError, DataError, FileNotFoundError) as e:
+        print(f"sigattn {args.command}: error: {_one_line(e)}", file=sys.stderr)
         return 2
+
+
+def _one_line(e: BaseException) -> str:
+    """The message of a user error as one line. An error raised in a DataLoader worker arrives re-raised with
+    the worker's traceback inside its message; its last line is the original message."""
+    text = str(e).strip()
+    if "\n" in text:
+        last = text.splitlines()[-1].strip()
+        text = last.split(": ", 1)[1] if last.split(": ", 1)[0].endswith(type(e).__name__) else last
+    return text
+
+
+def _console_logging() -> None:
+    """sigattn's own INFO lines (the chosen data split, how many trials a file held) on stderr, on the first
+    rank only; other libraries' logging is left as it is, and so is a program's own logging configuration."""
+    logger = logging.getLogger("sigattn")
+    if logger.handlers or logging.getLogger().handlers:
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("sigattn: %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO if os.environ.get("RANK", "0") == "0" else logging.WARNING)
 
 
 if __name__ == "__main__":

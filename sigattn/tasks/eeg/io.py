@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from sigattn.errors import DataError
 from sigattn.tasks.eeg.preprocess import bandpass, resample
 
 log = logging.getLogger(__name__)
@@ -77,9 +78,7 @@ def read_raw(path: str | Path, *, preload: bool = True):
         raise FileNotFoundError(f"EEG recording not found: {path}")
     ext = path.suffix.lower()
     if ext not in READERS:
-        raise ValueError(
-            f"{path}: unsupported EEG file type {ext!r}; supported: {', '.join(sorted(READERS))}"
-        )
+        raise DataError(f"{path}: unsupported EEG file type {ext!r}; supported: {', '.join(sorted(READERS))}")
     reader = getattr(mne.io, READERS[ext])
     try:
         try:
@@ -89,7 +88,7 @@ def read_raw(path: str | Path, *, preload: bool = True):
                 return reader(path, preload=preload, verbose="error", encoding="latin1")
             raise
     except Exception as e:  # noqa: BLE001 - re-raised with the file name
-        raise ValueError(f"{path}: MNE could not read the file ({type(e).__name__}: {e})") from e
+        raise DataError(f"{path}: MNE could not read the file ({type(e).__name__}: {e})") from e
 
 
 def load_raw(
@@ -111,21 +110,21 @@ def load_raw(
     raw = read_raw(path)
     raw.pick("eeg")
     if not raw.ch_names:
-        raise ValueError(f"{path}: the recording has no EEG channels")
+        raise DataError(f"{path}: the recording has no EEG channels")
     if montage is not None:
         new = clean_channel_names(raw.ch_names, montage)
         if len(set(new)) != len(new):
-            raise ValueError(f"{path}: channel names collide after cleaning: {raw.ch_names}")
+            raise DataError(f"{path}: channel names collide after cleaning: {raw.ch_names}")
         raw.rename_channels(dict(zip(raw.ch_names, new)))
         known = _montage_names(montage)
         unknown = [c for c in raw.ch_names if c.upper() not in known]
         if unknown:
-            raise ValueError(f"{path}: channels {unknown} are not in montage {montage!r}")
+            raise DataError(f"{path}: channels {unknown} are not in montage {montage!r}")
         raw.set_montage(make_montage(montage), verbose="error")
     if channels is not None:
         missing = [c for c in channels if c not in raw.ch_names]
         if missing:
-            raise ValueError(
+            raise DataError(
                 f"{path}: missing channels {missing} (file has {len(raw.ch_names)}: {raw.ch_names})"
             )
         raw.pick(list(channels))
@@ -142,7 +141,7 @@ def events_from_annotations(raw, event_id: Mapping[str, int], path: str | Path =
     present = set(raw.annotations.description)
     missing = [d for d in event_id if d not in present]
     if missing:
-        raise ValueError(
+        raise DataError(
             f"{path or raw.filenames[0]}: no events {missing} among the annotations {sorted(present)}"
         )
     events, _ = mne.events_from_annotations(raw, event_id=dict(event_id), verbose="error")
@@ -154,7 +153,7 @@ def check_finite(data: np.ndarray, sfreq: float, path: str | Path, ch_names: Seq
     bad = ~np.isfinite(data)
     if bad.any():
         c, t = np.argwhere(bad)[0]
-        raise ValueError(
+        raise DataError(
             f"{path}: {int(bad.sum())} non-finite samples (first in channel {ch_names[c]!r} at {t / sfreq:.3f} s)"
         )
 
@@ -173,7 +172,7 @@ def epoch(
     for i, o in enumerate(onsets):
         a, b = int(o) + start, int(o) + stop + 1
         if a < 0 or b > data.shape[1]:
-            raise ValueError(
+            raise DataError(
                 f"{path}: epoch {i} [{a / sfreq:.2f}, {b / sfreq:.2f}) s exceeds the recording "
                 f"(0 to {data.shape[1] / sfreq:.2f} s); shorten tmin/tmax"
             )
@@ -227,7 +226,7 @@ def load_epochs(
         if native is None:
             native, first = fs, path
         elif fs != native:
-            raise ValueError(f"{path}: sampling rate {fs} Hz differs from {native} Hz in {first}")
+            raise DataError(f"{path}: sampling rate {fs} Hz differs from {native} Hz in {first}")
         data = raw.get_data() * scale
         check_finite(data, fs, path, raw.ch_names)
         codes = {k: i + 1 for i, k in enumerate(eid)}

@@ -29,6 +29,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from sigattn.errors import DataError
+
 __all__ = [
     "SeriesFrame",
     "WindowDataset",
@@ -63,7 +65,7 @@ class SeriesFrame:
     def move_last(self, target: str) -> SeriesFrame:
         """The same frame with column ``target`` last (TSLib's convention for the target)."""
         if target not in self.columns:
-            raise ValueError(f"{self.source}: target column {target!r} not found; columns are {self.columns}")
+            raise DataError(f"{self.source}: target column {target!r} not found; columns are {self.columns}")
         order = [c for c in self.columns if c != target] + [target]
         idx = [self.columns.index(c) for c in order]
         return SeriesFrame(self.values[:, idx], order, self.dates, self.source)
@@ -116,22 +118,22 @@ def _check_dates(dates, source: str, where: Callable[[int], str] | None = None) 
     try:
         parsed = pd.to_datetime(pd.Series(dates), errors="raise")
     except (ValueError, TypeError) as e:
-        raise ValueError(f"{source}: could not parse the timestamps ({e})") from None
+        raise DataError(f"{source}: could not parse the timestamps ({e})") from None
     if parsed.isna().any():
-        raise ValueError(f"{source}: missing timestamp at {where(int(np.flatnonzero(parsed.isna())[0]))}")
+        raise DataError(f"{source}: missing timestamp at {where(int(np.flatnonzero(parsed.isna())[0]))}")
     arr = parsed.to_numpy()
     if len(arr) > 1:
         diffs = np.diff(arr.astype("datetime64[ns]").astype(np.int64))
         dup = np.flatnonzero(diffs == 0)
         if dup.size:
             i = int(dup[0] + 1)
-            raise ValueError(
+            raise DataError(
                 f"{source}: duplicated timestamp {_ts(arr[i])} at {where(i)} (as on {where(i - 1)})"
             )
         back = np.flatnonzero(diffs < 0)
         if back.size:
             i = int(back[0] + 1)
-            raise ValueError(
+            raise DataError(
                 f"{source}: timestamps are not increasing: {where(i)} ({_ts(arr[i])}) comes before "
                 f"{where(i - 1)} ({_ts(arr[i - 1])})"
             )
@@ -176,7 +178,7 @@ def _check_spacing(arr: np.ndarray, source: str, where: Callable[[int], str], ir
     what = f"{n} gap{'s' if n > 1 else ''} in the {_step_name(step)} spacing"
     first = f"the first from {where(i)} ({_ts(arr[i])}) to {where(i + 1)} ({_ts(arr[i + 1])})"
     if irregular == "error":
-        raise ValueError(
+        raise DataError(
             f"{source}: irregular timestamps: {what}, {first}; the splits count rows, so their dates would "
             "shift; override params.irregular=allow to accept them"
         )
@@ -213,12 +215,12 @@ def _numeric_values(
     if fill_missing not in FILL_MODES + ("defer",):
         raise ValueError(f"fill_missing must be one of {FILL_MODES}, got {fill_missing!r}")
     if not columns:
-        raise ValueError(f"{source}: no variable columns besides the timestamps")
+        raise DataError(f"{source}: no variable columns besides the timestamps")
     for c in columns:
         if not pd.api.types.is_numeric_dtype(df[c]) or pd.api.types.is_bool_dtype(df[c]):
             bad = pd.to_numeric(df[c], errors="coerce").isna() & df[c].notna()
             at = f" (e.g. {df[c][bad].iloc[0]!r} at {where(int(np.flatnonzero(bad.to_numpy())[0]))})"
-            raise ValueError(
+            raise DataError(
                 f"{source}: column {c!r} is not numeric (dtype {df[c].dtype}){at if bad.any() else ''}"
             )
     values = np.array(df[columns].to_numpy(dtype=np.float64), copy=True)
@@ -228,7 +230,7 @@ def _numeric_values(
         if fill_missing == "error":
             counts = {c: int(n) for c, n in zip(columns, missing.sum(axis=0)) if n}
             first = int(np.flatnonzero(missing.any(axis=1))[0])
-            raise ValueError(
+            raise DataError(
                 f"{source}: {int(missing.sum())} missing values {counts}, first at {where(first)}; "
                 "override params.fill_missing=interpolate to fill them by linear interpolation in time"
             )
@@ -262,7 +264,7 @@ def interpolate_missing(
                 continue
             ok = np.flatnonzero(~missing[:end, j])
             if ok.size == 0:
-                raise ValueError(
+                raise DataError(
                     f"{source}: column {columns[j]!r} has no values before row {end} to interpolate from"
                 )
             values[gap, j] = np.interp(gap, ok, values[ok, j])
@@ -297,7 +299,7 @@ def from_dataframe(
     if irregular not in IRREGULAR_MODES:
         raise ValueError(f"irregular must be one of {IRREGULAR_MODES}, got {irregular!r}")
     if len(df) == 0:
-        raise ValueError(f"{source}: no data rows (columns {[str(c) for c in df.columns][:10]})")
+        raise DataError(f"{source}: no data rows (columns {[str(c) for c in df.columns][:10]})")
     where = _row_locator(len(df), _path)
     if date_col is not None and date_col in df.columns:
         dates = _check_dates(df[date_col], source, where)
@@ -361,18 +363,18 @@ def load_csv(
         raise FileNotFoundError(f"forecasting data file {str(path)!r} does not exist")
     expected = f"expected a header line ({date_col!r}, then the variables) and data rows"
     if path.stat().st_size == 0:
-        raise ValueError(f"{path}: the file is empty (0 bytes); {expected}")
+        raise DataError(f"{path}: the file is empty (0 bytes); {expected}")
     try:
         df = pd.read_csv(path)
     except pd.errors.EmptyDataError:
-        raise ValueError(f"{path}: the file holds only blank lines; {expected}") from None
+        raise DataError(f"{path}: the file holds only blank lines; {expected}") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path}: not a readable CSV ({e})") from None
+        raise DataError(f"{path}: not a readable CSV ({e})") from None
     if date_col not in df.columns:
-        raise ValueError(f"{path}: no {date_col!r} column; columns are {list(df.columns)[:10]}")
+        raise DataError(f"{path}: no {date_col!r} column; columns are {list(df.columns)[:10]}")
     if len(df) == 0:
         header = _csv_lines(path)[0]
-        raise ValueError(
+        raise DataError(
             f"{path}: no data rows after the header (line {header}: {','.join(map(str, df.columns))})"
         )
     return from_dataframe(df, date_col, fill_missing, source=str(path), irregular=irregular, _path=path)

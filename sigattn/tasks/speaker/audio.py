@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from sigattn.errors import DataError
+
 __all__ = ["TRUNCATED_POLICIES", "load_audio", "wav_declared_frames"]
 
 TRUNCATED_POLICIES = ("error", "warn")
@@ -89,7 +91,7 @@ def load_audio(path: str | Path, sample_rate: int = 16000, resample: bool = True
         with sf.SoundFile(str(path)) as f:
             sr, declared, fmt = int(f.samplerate), int(f.frames), f.format
     except Exception as e:  # soundfile raises LibsndfileError/RuntimeError/TypeError depending on the damage
-        raise ValueError(f"cannot read audio file {path}: {e}") from e
+        raise DataError(f"cannot read audio file {path}: {e}") from e
     if fmt in ("WAV", "WAVEX"):  # libsndfile reports the frames present; the header may declare more
         declared = wav_declared_frames(path) or declared
     decode_error = None
@@ -98,7 +100,7 @@ def load_audio(path: str | Path, sample_rate: int = 16000, resample: bool = True
     except Exception as e:
         wave = _read_prefix(path)
         if declared <= 0 or wave.shape[0] >= declared:  # damage other than a missing end
-            raise ValueError(f"cannot read audio file {path}: {e}") from e
+            raise DataError(f"cannot read audio file {path}: {e}") from e
         decode_error = str(e).strip()
     if declared > 0 and wave.shape[0] < declared:
         n, lost = wave.shape[0], declared - wave.shape[0]
@@ -112,16 +114,16 @@ def load_audio(path: str | Path, sample_rate: int = 16000, resample: bool = True
             f"{lost} frames ({lost / sr:.3f} s) lost"
         )
         if truncated == "error":
-            raise ValueError(msg + " (truncated='warn' loads the frames present)")
+            raise DataError(msg + " (truncated='warn' loads the frames present)")
         warnings.warn(msg, UserWarning, stacklevel=2)
     if wave.shape[0] == 0:
-        raise ValueError(f"audio file {path} has no samples")
+        raise DataError(f"audio file {path} has no samples")
     wave = wave.mean(axis=1)
     if not np.all(np.isfinite(wave)):
-        raise ValueError(f"audio file {path} contains NaN/Inf samples")
+        raise DataError(f"audio file {path} contains NaN/Inf samples")
     if sr != sample_rate:
         if not resample:
-            raise ValueError(f"{path}: sample rate {sr} Hz, expected {sample_rate} Hz (resample=False)")
+            raise DataError(f"{path}: sample rate {sr} Hz, expected {sample_rate} Hz (resample=False)")
         from math import gcd
 
         from scipy.signal import resample_poly

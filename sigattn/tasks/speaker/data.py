@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from sigattn.errors import DataError
+
 from .audio import load_audio
 
 __all__ = [
@@ -76,7 +78,7 @@ def manifest_from_folder(
         rel = p.relative_to(root)
         if speaker_from == "dir":
             if len(rel.parts) < 2:
-                raise ValueError(
+                raise DataError(
                     f"{p}: expected <speaker>/.../<utt> under {root}, found a file at the top level"
                 )
             spk = rel.parts[0]
@@ -84,7 +86,7 @@ def manifest_from_folder(
             spk = p.stem.split("-")[0]
         items.append(Item(str(p), spk, rel.with_suffix("").as_posix()))
     if not items:
-        raise ValueError(f"manifest_from_folder: no audio files ({', '.join(extensions)}) under {root}")
+        raise DataError(f"manifest_from_folder: no audio files ({', '.join(extensions)}) under {root}")
     return items
 
 
@@ -97,9 +99,9 @@ def _read_kv(path: Path, lines: dict[str, int] | None = None) -> dict[str, str]:
                 continue
             parts = line.strip().split(maxsplit=1)
             if len(parts) != 2:
-                raise ValueError(f"{path}:{n}: expected '<utt-id> <value>', got {line.strip()!r}")
+                raise DataError(f"{path}:{n}: expected '<utt-id> <value>', got {line.strip()!r}")
             if parts[0] in out:
-                raise ValueError(f"{path}:{n}: duplicate utterance id {parts[0]!r}")
+                raise DataError(f"{path}:{n}: duplicate utterance id {parts[0]!r}")
             out[parts[0]] = parts[1]
             if lines is not None:
                 lines[parts[0]] = n
@@ -118,11 +120,11 @@ def manifest_from_kaldi(wav_scp: str | Path, utt2spk: str | Path) -> list[Item]:
     for utt, path in wavs.items():
         n = line_of[utt]  # the line in wav.scp, blank lines counted
         if path.endswith("|"):
-            raise ValueError(
+            raise DataError(
                 f"{wav_scp}:{n}: piped commands are not supported ({path!r}); convert to files first"
             )
         if utt not in spks:
-            raise ValueError(f"{wav_scp}:{n}: utterance {utt!r} has no speaker in {utt2spk}")
+            raise DataError(f"{wav_scp}:{n}: utterance {utt!r} has no speaker in {utt2spk}")
         p = Path(path)
         items.append(Item(str(p if p.is_absolute() else wav_scp.parent / p), spks[utt], utt))
     return items
@@ -136,10 +138,10 @@ def manifest_from_csv(path: str | Path) -> list[Item]:
         reader = csv.DictReader(f)
         missing = {"path", "speaker"} - set(reader.fieldnames or [])
         if missing:
-            raise ValueError(f"{path}:1: header must contain path,speaker[,utt]; missing {sorted(missing)}")
+            raise DataError(f"{path}:1: header must contain path,speaker[,utt]; missing {sorted(missing)}")
         for n, row in enumerate(reader, 2):
             if not row["path"] or not row["speaker"]:
-                raise ValueError(f"{path}:{n}: empty path or speaker in {row}")
+                raise DataError(f"{path}:{n}: empty path or speaker in {row}")
             p = Path(row["path"])
             p = p if p.is_absolute() else path.parent / p
             items.append(Item(str(p), row["speaker"], row.get("utt") or Path(row["path"]).stem))
@@ -179,7 +181,7 @@ def read_trials(
                 continue
             parts = line.split()
             if len(parts) != 3 or parts[0] not in ("0", "1"):
-                raise ValueError(
+                raise DataError(
                     f"{path}:{n}: expected 'label path1 path2' with label 0 or 1, got {line.strip()!r}"
                 )
             a, b = (str(base / p) for p in parts[1:])
@@ -190,7 +192,7 @@ def read_trials(
         shown = "; ".join(missing[:10]) + (f"; ... ({len(missing)} in all)" if len(missing) > 10 else "")
         raise FileNotFoundError(f"{path}: trial list names missing files: {shown}")
     if not trials:
-        raise ValueError(f"{path}: trial list is empty")
+        raise DataError(f"{path}: trial list is empty")
     return trials
 
 
@@ -212,9 +214,9 @@ def check_min_seconds(wave: np.ndarray, sample_rate: int, min_seconds: float, na
     """
     n = wave.shape[-1]
     if n < min_seconds * sample_rate:
-        raise ValueError(f"{name}: {n / sample_rate:.3f} s is shorter than min_seconds={min_seconds}")
+        raise DataError(f"{name}: {n / sample_rate:.3f} s is shorter than min_seconds={min_seconds}")
     if n < int(sample_rate * 0.025):
-        raise ValueError(f"{name}: {n / sample_rate:.3f} s is shorter than one 25 ms fbank frame")
+        raise DataError(f"{name}: {n / sample_rate:.3f} s is shorter than one 25 ms fbank frame")
 
 
 def crop_or_pad(
@@ -233,7 +235,7 @@ def crop_or_pad(
     m = wave.shape[-1]
     if m < n:
         if short == "reject":
-            raise ValueError(f"{name}: {m} samples, shorter than the {n} required (short='reject')")
+            raise DataError(f"{name}: {m} samples, shorter than the {n} required (short='reject')")
         if short == "pad":
             return np.pad(wave, (0, n - m))
         if short != "repeat":
@@ -327,7 +329,7 @@ class CropDataset(Dataset):
                 try:
                     info = sf.info(str(s))
                 except Exception as e:  # damaged header: same wording as load_audio
-                    raise ValueError(f"cannot read audio file {s}: {e}") from e
+                    raise DataError(f"cannot read audio file {s}: {e}") from e
                 n = -(
                     -info.frames * self.sample_rate // int(info.samplerate)
                 )  # resample_poly's output length
@@ -338,7 +340,7 @@ class CropDataset(Dataset):
         if too_short:
             j, n = too_short[0]
             name = str(self.sources[j]) if isinstance(self.sources[j], (str, Path)) else f"source {j}"
-            raise ValueError(
+            raise DataError(
                 f"{len(too_short)} training clips are shorter than the {self.crop}-sample crop (short='reject'), "
                 f"e.g. {name} ({n} samples)"
             )

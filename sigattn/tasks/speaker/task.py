@@ -21,6 +21,8 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from sigattn.data_paths import resolve_data_path
+from sigattn.errors import DataError
+from sigattn.utils import unwrap
 
 from .data import (
     CropDataset,
@@ -115,7 +117,7 @@ class SpeakerTask:
         pool, test, trials = self._synthetic() if p.source == "synthetic" else self._real()
         speakers = sorted({s for _, s in pool})
         if p.val_speakers >= len(speakers):
-            raise ValueError(
+            raise DataError(
                 f"params.val_speakers={p.val_speakers} leaves no training speakers ({len(speakers)})"
             )
         rng = np.random.default_rng(self.seed)
@@ -302,16 +304,16 @@ class SpeakerTask:
 
     def export_model(self, model: nn.Module) -> nn.Module:
         """The embedding network alone (no AAM head)."""
-        return getattr(model, "module", model).embedding
+        return unwrap(model).embedding
 
     def example_inputs(self) -> tuple[Tensor, ...]:
         return (torch.randn(2, self.p.n_mels, 200),)
 
     # ------------------------------------------------------------- training
     def loss(self, model: nn.Module, batch, *, epoch: int, step: int):
-        if hasattr(self._train_set, "set_epoch"):
-            self._train_set.set_epoch(epoch)
-        inner = getattr(getattr(model, "_orig_mod", model), "module", getattr(model, "_orig_mod", model))
+        # The engine calls the train set's set_epoch before each epoch (before workers copy it); the margin
+        # depends on the epoch alone, so every step of an epoch sets the same value.
+        inner = unwrap(model)
         inner.head.margin = margin_schedule(epoch, self.p.margin, *self.p.margin_warmup)
         loss, acc = model(batch["feats"], None, batch["labels"])
         return loss, {"acc": float(acc), "margin": inner.head.margin}
