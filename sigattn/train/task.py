@@ -75,10 +75,14 @@ class Task(Protocol):
 
 # Optional hooks a task may define (the engine checks with hasattr):
 #
-#   demo_checks(self, metrics: dict[str, float]) -> dict[str, bool]
+#   demo_checks(self, metrics: dict[str, float]) -> dict[str, bool | None]
 #       acceptance checks shown in the `sigattn demo` report (e.g. {"EER < 5%": True}). `metrics` is what
 #       Trainer.fit() returns: "test/<name>" and "val/<name>" (keys of this task's `metrics`), "train/loss",
 #       "best_epoch", "epochs", "steps"; it is called on the same task instance, after the test evaluation.
+#       A check whose value is None does not apply to this run (e.g. a synthetic-data target on real data) and
+#       is left out of the report.
+#   report_notes(self) -> list[str]
+#       lines for the run report's header (e.g. which split was chosen and why), after the test evaluation.
 #   export_model(self, model) -> nn.Module
 #       the module to export (e.g. the embedding network without the loss head); default: the model.
 #   example_inputs(self) -> tuple[torch.Tensor, ...]

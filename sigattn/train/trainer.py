@@ -653,6 +653,7 @@ class Trainer:
             )
             notes = [f"task `{self.cfg.task}`, recipe `{self.cfg.name}`, device {self.device}, "
                      f"{self.info.world_size} process(es)", f"test evaluated with the {sel}"]  # fmt: skip
+            notes += list(self.task.report_notes()) if hasattr(self.task, "report_notes") else []
             write_report(self.run_dir, f"Run {self.cfg.name}", metrics, plots, checks, notes)
             self.plots, self.checks = plots, checks
             tb.close()

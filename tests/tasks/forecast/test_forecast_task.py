@@ -316,6 +316,8 @@ def test_real_data_report_shows_only_checks_that_apply(tmp_path):
     report = (trainer.run_dir / "report.md").read_text()
     # no ground-truth clusters and no CI baseline on this run: neither demo check applies
     assert "clusters recovered" not in report and "CCM beats" not in report and "## Checks" not in report
+    # the report says which split was chosen and why (the task's report_notes hook)
+    assert f"{path}: split custom (70/10/20)" in report and "chosen because file name 'toy.csv'" in report
     task = trainer.task
     assert task.demo_checks({"test/mse": 0.3}) == {}
     # with the CI baseline computed (params.ci_baseline), the CCM-vs-CI check applies, the ARI one does not
