@@ -99,8 +99,9 @@ def test_real_errors_are_not_swallowed(fresh_state):
         fbank(np.zeros(100, dtype=np.float32))
     x = _signal()
     x[5000] = np.nan
-    with pytest.raises(ValueError, match=r"non-finite value \(nan\) at index 5000"):
+    with pytest.raises(ValueError) as err:
         fbank(x)
+    assert "non-finite value (nan) at index 5000" in str(err.value)
     assert fb.lanes_enabled()
 
 
