@@ -14,6 +14,13 @@ zero before every convolution with a kernel wider than 1, so each valid frame se
 would see at the end of the utterance alone; SE and pooling statistics are masked. In ``eval()`` a padded
 batch therefore gives each item's single-utterance embedding (to float tolerance). In ``train()`` BatchNorm
 batch statistics include padded frames; training uses fixed-length crops, where this does not arise.
+
+Block attention (``attention=``): the SE gate of each SE-Res2Block is a choice resolved through
+``sigattn.layers.create_channel_attention`` (timm's ``attn_layer`` idea): ``"se"`` (default, the paper),
+``"eca"``, ``"cbam"``, ``"none"`` (identity, no parameters) or any name added with
+``register_channel_attention`` whose layer maps ``(B, C, T)`` to ``(B, C, T)`` with
+``forward(x, lengths=None)``. Whatever is chosen sits in the ``se`` attribute (timm keeps ``self.se`` for any
+``attn_layer`` too), so the default model's state_dict keys are today's.
 """
 
 from __future__ import annotations
@@ -21,10 +28,126 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from sigattn.layers import AttentiveStatsPool, SqueezeExcite
+from sigattn.layers import (
+    ALIASES,
+    CHANNEL_ATTENTION,
+    AttentiveStatsPool,
+    ChannelAttentionPool,
+    ChannelSelect,
+    ParameterGuidedChannelAttention,
+    create_channel_attention,
+)
 from sigattn.layers._masking import lengths_to_mask
 
-__all__ = ["ECAPATDNN", "ConvReluBn", "SERes2Block", "ecapa_c512", "ecapa_c1024"]
+__all__ = [
+    "ECAPATDNN",
+    "ConvReluBn",
+    "NoAttention",
+    "SERes2Block",
+    "apply_block_attention",
+    "block_attention_names",
+    "create_block_attention",
+    "ecapa_c512",
+    "ecapa_c1024",
+]
+
+#: Registered layers that pool, select or need side inputs instead of re-weighting ``(B, C, T)`` in place:
+#: they cannot fill an SE-Res2Block's gate slot, so ``attention=`` refuses them (and any subclass).
+_NOT_BLOCK_ATTENTION: tuple[type[nn.Module], ...] = (
+    AttentiveStatsPool,
+    ChannelAttentionPool,
+    ChannelSelect,
+    ParameterGuidedChannelAttention,
+)
+
+
+class NoAttention(nn.Module):
+    """``attention="none"``: the identity with the gates' ``forward(x, lengths=None)`` signature; no parameters."""
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        return x
+
+
+def block_attention_names() -> list[str]:
+    """Names ``attention=`` accepts now: ``"none"`` and every registered re-weighting layer (plus aliases).
+
+    Example:
+        >>> block_attention_names()[:4]
+        ['cbam', 'eca', 'none', 'se']
+    """
+    names = [k for k, cls in CHANNEL_ATTENTION.items() if not issubclass(cls, _NOT_BLOCK_ATTENTION)]
+    names = sorted({"none", *names})
+    return names + sorted(a for a, k in ALIASES.items() if k in names)
+
+
+def create_block_attention(
+    attention: str,
+    channels: int,
+    se_channels: int = 128,
+    attention_kwargs: dict | None = None,
+    owner: str = "ECAPATDNN",
+) -> nn.Module:
+    """The gate of one SE-Res2Block: ``create_channel_attention(attention, channels, **kwargs)``.
+
+    ``"none"`` gives :class:`NoAttention`. For ``"se"`` (and its aliases) the bottleneck is ``se_channels``
+    (``rd_channels``) unless ``attention_kwargs`` sets it; other layers keep their own defaults (ECA's
+    adaptive kernel, CBAM's ``C / 16`` bottleneck without bias) and take ``attention_kwargs`` as given.
+
+    Raises:
+        ValueError: an unknown name, or a registered layer that is not a ``(B, C, T) -> (B, C, T)`` gate
+            (``asp``, ``channel_pool``, ``channel_select``, ``param_guided``); the message lists valid names.
+        TypeError: ``attention`` is not a str, or ``attention_kwargs`` do not fit the layer's constructor.
+
+    Example:
+        >>> create_block_attention("eca", 512).kernel_size, create_block_attention("se", 512).rd_channels
+        (5, 128)
+    """
+    key, kwargs = _resolve_block_attention(attention, se_channels, attention_kwargs, owner)
+    if key == "none":
+        return NoAttention()
+    try:
+        return create_channel_attention(key, channels, **kwargs)
+    except (TypeError, ValueError) as e:
+        raise type(e)(f"{owner}: attention={attention!r} with attention_kwargs={kwargs}: {e}") from e
+
+
+def _resolve_block_attention(
+    attention: str, se_channels: int, attention_kwargs: dict | None, owner: str
+) -> tuple[str, dict]:
+    """Canonical name and constructor kwargs, validated without building anything (no RNG draws)."""
+    valid = ", ".join(block_attention_names())
+    if not isinstance(attention, str):
+        raise TypeError(f"{owner}: attention must be a str (one of {valid}), got {type(attention).__name__}")
+    if attention_kwargs is not None and not isinstance(attention_kwargs, dict):
+        raise TypeError(f"{owner}: attention_kwargs must be a dict, got {type(attention_kwargs).__name__}")
+    key = ALIASES.get(attention.lower(), attention.lower())
+    kwargs = dict(attention_kwargs or {})
+    if key == "none":
+        if kwargs:
+            raise TypeError(f"{owner}: attention='none' takes no attention_kwargs, got {kwargs}")
+        return key, kwargs
+    if key not in CHANNEL_ATTENTION:
+        raise ValueError(f"{owner}: unknown attention {attention!r}; valid names: {valid}")
+    if issubclass(CHANNEL_ATTENTION[key], _NOT_BLOCK_ATTENTION):
+        raise ValueError(
+            f"{owner}: attention {attention!r} ({CHANNEL_ATTENTION[key].__name__}) is not a (B, C, T) -> "
+            f"(B, C, T) channel gate and cannot replace SE in an SE-Res2Block; valid names: {valid}"
+        )
+    if key == "se":
+        kwargs.setdefault("rd_channels", se_channels)
+    return key, kwargs
+
+
+def apply_block_attention(gate: nn.Module, h: Tensor, lengths: Tensor | None) -> Tensor:
+    """``gate(h, lengths)``, checked to keep ``h``'s shape (a registered layer that pools would not)."""
+    out = gate(h, lengths)
+    if not (torch.jit.is_scripting() or torch.jit.is_tracing() or torch.compiler.is_compiling()):
+        if out.shape != h.shape:
+            raise ValueError(
+                f"block attention {type(gate).__name__} must return its input's shape {tuple(h.shape)}, "
+                f"got {tuple(out.shape)}"
+            )
+    return out
 
 
 def _mask(x: Tensor, mask: Tensor | None) -> Tensor:
@@ -70,20 +193,31 @@ class Res2Conv(nn.Module):
 
 
 class SERes2Block(nn.Module):
-    """1x1 ConvReluBn -> Res2Net dilated conv -> 1x1 ConvReluBn -> squeeze-excite (masked mean) -> + input."""
+    """1x1 ConvReluBn -> Res2Net dilated conv -> 1x1 ConvReluBn -> channel gate (masked) -> + input.
+
+    The gate is ``create_block_attention(attention, channels, se_channels, attention_kwargs)``, squeeze-excite
+    with bottleneck ``se_channels`` by default; it is stored as ``se`` whatever it is.
+    """
 
     def __init__(
-        self, channels: int, kernel_size: int = 3, dilation: int = 2, scale: int = 8, se_channels: int = 128
+        self,
+        channels: int,
+        kernel_size: int = 3,
+        dilation: int = 2,
+        scale: int = 8,
+        se_channels: int = 128,
+        attention: str = "se",
+        attention_kwargs: dict | None = None,
     ):
         super().__init__()
         self.tdnn1 = ConvReluBn(channels, channels, 1)
         self.res2net = Res2Conv(channels, kernel_size, dilation, scale)
         self.tdnn2 = ConvReluBn(channels, channels, 1)
-        self.se = SqueezeExcite(channels, rd_channels=se_channels)
+        self.se = create_block_attention(attention, channels, se_channels, attention_kwargs, "SERes2Block")
 
     def forward(self, x: Tensor, lengths: Tensor | None = None, mask: Tensor | None = None) -> Tensor:
         h = self.tdnn2(self.res2net(self.tdnn1(x), mask))
-        return x + self.se(h, lengths)
+        return x + apply_block_attention(self.se, h, lengths)
 
 
 class ECAPATDNN(nn.Module):
@@ -98,11 +232,18 @@ class ECAPATDNN(nn.Module):
         scale: Res2Net scale (8). se_channels: SE bottleneck (128).
         attention_channels: pooling bottleneck (128). global_context: utterance mean/std in the attention.
         emb_bn: BatchNorm after the final linear layer (WeSpeaker's ``emb_bn``; off in the paper count).
+        attention: each SE-Res2Block's channel gate: ``"se"`` (paper), ``"eca"``, ``"cbam"``, ``"none"`` or a
+            name registered with ``register_channel_attention`` (see :func:`create_block_attention`). Not to
+            be confused with the :meth:`attention` method, which returns the pooling weights.
+        attention_kwargs: extra constructor arguments of that layer (``se_channels`` is SE's default
+            bottleneck; ``{"rd_channels": 64}`` overrides it, and sets CBAM's).
 
     Example:
         >>> model = ECAPATDNN(channels=64, mfa_channels=96, embed_dim=32).eval()
         >>> model(torch.randn(2, 80, 120), lengths=torch.tensor([120, 70])).shape
         torch.Size([2, 32])
+        >>> type(ECAPATDNN(channels=64, mfa_channels=96, attention="eca").blocks[0].se).__name__
+        'ECA'
     """
 
     def __init__(
@@ -118,12 +259,17 @@ class ECAPATDNN(nn.Module):
         attention_channels: int = 128,
         global_context: bool = True,
         emb_bn: bool = False,
+        attention: str = "se",
+        attention_kwargs: dict | None = None,
     ) -> None:
         super().__init__()
         self.in_channels, self.embed_dim = in_channels, embed_dim
+        # a bad name is reported against ECAPATDNN before any layer is built (validation draws no random numbers)
+        _resolve_block_attention(attention, se_channels, attention_kwargs, "ECAPATDNN")
         self.layer1 = ConvReluBn(in_channels, channels, 5)
         self.blocks = nn.ModuleList(
-            SERes2Block(channels, kernel_size, d, scale, se_channels) for d in dilations
+            SERes2Block(channels, kernel_size, d, scale, se_channels, attention, attention_kwargs)
+            for d in dilations
         )
         self.mfa = nn.Conv1d(channels * len(dilations), mfa_channels, 1)
         self.mfa_act = nn.ReLU()

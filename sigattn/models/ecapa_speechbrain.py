@@ -16,6 +16,10 @@ Masking (``masking``):
 
 ``lengths`` are integer frame counts (house convention); :func:`relative_to_frames` converts SpeechBrain's
 relative lengths with its rounding (frame ``t`` is valid when ``t < rel * T``).
+
+Block attention (``attention=``, default ``"se"``, SpeechBrain's): each SE-Res2Net block's gate is resolved
+like ``sigattn.models.ecapa``'s (``se | eca | cbam | none`` or a registered layer) and is stored as
+``se_block`` whatever it is, so the default keeps SpeechBrain's checkpoint keys.
 """
 
 from __future__ import annotations
@@ -28,8 +32,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from sigattn.layers import AttentiveStatsPool, SqueezeExcite
+from sigattn.layers import AttentiveStatsPool
 from sigattn.layers._masking import lengths_to_mask
+from sigattn.models.ecapa import _resolve_block_attention, apply_block_attention, create_block_attention
 
 __all__ = [
     "SpeechBrainECAPA",
@@ -94,18 +99,29 @@ class Res2NetBlock(nn.Module):
 
 
 class SERes2NetBlock(nn.Module):
-    """tdnn1 (k=1) -> Res2Net -> tdnn2 (k=1) -> SE (masked mean) -> + residual."""
+    """tdnn1 (k=1) -> Res2Net -> tdnn2 (k=1) -> channel gate (SE by default, masked) -> + residual."""
 
-    def __init__(self, channels: int, scale: int, se_channels: int, kernel_size: int, dilation: int) -> None:
+    def __init__(
+        self,
+        channels: int,
+        scale: int,
+        se_channels: int,
+        kernel_size: int,
+        dilation: int,
+        attention: str = "se",
+        attention_kwargs: dict | None = None,
+    ) -> None:
         super().__init__()
         self.tdnn1 = TDNNBlock(channels, channels, 1)
         self.res2net_block = Res2NetBlock(channels, scale, kernel_size, dilation)
         self.tdnn2 = TDNNBlock(channels, channels, 1)
-        self.se_block = SqueezeExcite(channels, rd_channels=se_channels)
+        self.se_block = create_block_attention(
+            attention, channels, se_channels, attention_kwargs, "SERes2NetBlock"
+        )
 
     def forward(self, x: Tensor, lengths: Tensor | None, conv_lengths: Tensor | None) -> Tensor:
         h = self.tdnn2(self.res2net_block(self.tdnn1(x), conv_lengths))
-        return x + self.se_block(h, lengths)
+        return x + apply_block_attention(self.se_block, h, lengths)
 
 
 class SpeechBrainECAPA(nn.Module):
@@ -123,6 +139,9 @@ class SpeechBrainECAPA(nn.Module):
         se_channels: SE bottleneck (128).
         global_context: utterance mean/std in the pooling attention.
         masking: ``"exact"`` or ``"speechbrain"`` (see the module docstring).
+        attention: each SE-Res2Net block's gate: ``"se"`` (SpeechBrain's), ``"eca"``, ``"cbam"``, ``"none"`` or a
+            registered layer (see :func:`sigattn.models.ecapa.create_block_attention`).
+        attention_kwargs: extra constructor arguments of that layer (SE's bottleneck is ``se_channels``).
 
     Note: input is ``(B, F, T)`` (house layout), output ``(B, lin_neurons)``; SpeechBrain's is ``(B, T, F)``
     -> ``(B, 1, lin_neurons)``.
@@ -145,8 +164,11 @@ class SpeechBrainECAPA(nn.Module):
         se_channels: int = 128,
         global_context: bool = True,
         masking: str = "exact",
+        attention: str = "se",
+        attention_kwargs: dict | None = None,
     ) -> None:
         super().__init__()
+        _resolve_block_attention(attention, se_channels, attention_kwargs, "SpeechBrainECAPA")
         if not len(channels) == len(kernel_sizes) == len(dilations) or len(channels) < 3:
             raise ValueError(
                 f"channels {channels}, kernel_sizes {kernel_sizes}, dilations {dilations} must align"
@@ -161,7 +183,15 @@ class SpeechBrainECAPA(nn.Module):
                     f"SE-Res2Net blocks need equal widths (no shortcut conv), got {list(channels)}"
                 )
             self.blocks.append(
-                SERes2NetBlock(channels[i], res2net_scale, se_channels, kernel_sizes[i], dilations[i])
+                SERes2NetBlock(
+                    channels[i],
+                    res2net_scale,
+                    se_channels,
+                    kernel_sizes[i],
+                    dilations[i],
+                    attention,
+                    attention_kwargs,
+                )
             )
         self.mfa = TDNNBlock(
             channels[-2] * (len(channels) - 2), channels[-1], kernel_sizes[-1], dilations[-1]
