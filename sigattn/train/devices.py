@@ -1,5 +1,7 @@
 """Device choice, batch placement, model unwrapping and locating the checkpoint to resume from.
 
+``unwrap`` lives in :mod:`sigattn.utils` (tasks use it too) and is re-exported here.
+
 Example:
     >>> import torch
     >>> to_device({"x": torch.zeros(1), "n": 3}, torch.device("cpu"))["n"]
@@ -13,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from sigattn.train import checkpoint as ck
 from sigattn.train.config import ConfigError
+from sigattn.utils import unwrap
 
 __all__ = ["select_device", "to_device", "unwrap", "find_resume_checkpoint"]
 
@@ -47,17 +49,6 @@ def to_device(batch: Any, device: torch.device) -> Any:
         out = [to_device(v, device) for v in batch]
         return type(batch)(*out) if hasattr(batch, "_fields") else type(batch)(out)
     return batch
-
-
-def unwrap(model: nn.Module) -> nn.Module:
-    """The user's module inside DDP / ``torch.compile`` wrappers (for attribute access in ``Task.loss``)."""
-    while True:
-        if isinstance(model, nn.parallel.DistributedDataParallel):
-            model = model.module
-        elif hasattr(model, "_orig_mod"):
-            model = model._orig_mod
-        else:
-            return model
 
 
 def find_resume_checkpoint(path: str | os.PathLike) -> Path:

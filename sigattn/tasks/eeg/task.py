@@ -23,6 +23,7 @@ from torch.utils.data import Dataset
 from sigattn.tasks.eeg import protocols
 from sigattn.tasks.eeg.datasets import Trials, load_eegmmidb, load_moabb, synthetic_trials
 from sigattn.tasks.eeg.preprocess import align_offline, align_online
+from sigattn.utils import unwrap
 
 log = logging.getLogger(__name__)
 
@@ -209,13 +210,8 @@ class EEGTask:
         acc = (logits.argmax(1) == batch["y"]).float().mean().item()
         return loss, {"acc": acc}
 
-    @staticmethod
-    def _unwrap(model: nn.Module) -> nn.Module:
-        model = getattr(model, "module", model)  # DDP
-        return getattr(model, "_orig_mod", model)  # torch.compile
-
     def predict(self, model: nn.Module, batch: dict) -> dict[str, torch.Tensor]:
-        m = self._unwrap(model)
+        m = unwrap(model)
         out = {"index": batch["index"], "y": batch["y"]}
         if hasattr(m, "forward_features") and hasattr(m, "channel_weights"):
             feats, alpha = m.forward_features(batch["x"])
@@ -276,7 +272,7 @@ class EEGTask:
             was_training = model.training
             model.eval()
             imp = occlusion_importance(model, x, outputs["y"].to(x.device)).numpy()
-            m = self._unwrap(model)
+            m = unwrap(model)
             if hasattr(m, "forward_features") and hasattr(m, "attention_rollout"):  # DBConformer
                 from sigattn.tasks.eeg.importance import branch_ablation_accuracy
 

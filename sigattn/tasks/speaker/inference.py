@@ -17,14 +17,15 @@ import numpy as np
 import torch
 from torch import nn
 
+from sigattn.utils import unwrap
+
 from .data import check_min_seconds, extract_fbank, load_audio
 
 __all__ = ["chunk_bounds", "embed", "embed_features", "embed_padded_batch", "export_onnx"]
 
 
 def _embedding_net(model: nn.Module) -> nn.Module:
-    model = getattr(model, "_orig_mod", model)
-    model = getattr(model, "module", model)
+    model = unwrap(model)
     return getattr(model, "embedding", model)
 
 
