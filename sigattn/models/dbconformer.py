@@ -11,7 +11,8 @@ Two branches read the same trial ``(B, C, T)``:
   runs a pre-LN transformer over the tokens;
 * the **spatial** branch (S-Conformer) turns each electrode into one token (strided convolution, ELU, global
   average, linear), adds a per-electrode embedding and runs a transformer across electrodes; additive channel
-  attention (:class:`sigattn.layers.ChannelAttentionPool`) pools the electrode tokens.
+  attention (:class:`sigattn.layers.ChannelAttentionPool`, ``spatial_pool="channel_pool"``) pools the
+  electrode tokens; ``spatial_pool`` switches it to a plain mean or to any token pool of the layer registry.
   :meth:`DBConformer.channel_weights` returns its weights rolled out through the spatial transformer's
   attention to the input electrodes (or, with ``method="pool"``, the raw weights over the mixed tokens).
 
@@ -24,13 +25,14 @@ the paper's ``randn``) scales the initial electrode embeddings (see ``docs/eeg.m
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
-from sigattn.layers import ChannelAttentionPool
+from sigattn.layers import ALIASES, CHANNEL_ATTENTION, ChannelAttentionPool, create_channel_attention
 
 __all__ = ["DBConformer", "ConformerBlock"]
 
@@ -134,6 +136,64 @@ def _resolve_signal_args(
     return int(n_chans), int(n_times), sfreq, ch_names
 
 
+def _token_pool_problem(layer: nn.Module, n_tokens: int, dim: int) -> str | None:
+    """Why ``layer`` is not a token pool (``forward: (B, C, D) -> (B, D)``, ``attention -> (B, C)``), or None.
+
+    Probed on zeros in eval mode without gradients: no parameter, buffer or RNG state changes.
+    """
+    if not callable(getattr(layer, "attention", None)):
+        return "it has no attention(tokens) method giving the channel weights (B, C)"
+    was_training = layer.training
+    layer.eval()
+    tokens = torch.zeros(2, n_tokens, dim)
+    try:
+        with torch.no_grad():
+            out, alpha = layer(tokens), layer.attention(tokens)
+    except Exception as e:  # any failure on (B, C, D) tokens means "not a token pool"
+        return f"it fails on channel tokens of shape {tuple(tokens.shape)}: {type(e).__name__}: {e}"
+    finally:
+        layer.train(was_training)
+    for what, got, want in (("forward", out, (2, dim)), ("attention", alpha, (2, n_tokens))):
+        shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
+        if shape != want:
+            return f"its {what} maps tokens {tuple(tokens.shape)} to {shape}, expected {want}"
+    return None
+
+
+def _valid_spatial_pools(n_chans: int, dim: int) -> str:
+    """``mean`` and the registered layers that work as token pools here (for error messages only)."""
+    names = ["mean"]
+    for name in sorted(CHANNEL_ATTENTION):
+        try:
+            layer = create_channel_attention(name, dim)
+        except Exception:  # a layer that needs more arguments is not a drop-in pool
+            continue
+        if _token_pool_problem(layer, n_chans, dim) is None:
+            names.append(name)
+    return ", ".join(names) + " (or a token pool added with sigattn.layers.register_channel_attention)"
+
+
+def _build_spatial_pool(name: str, n_chans: int, dim: int) -> nn.Module | None:
+    """The spatial branch's pool: None for ``"mean"``, else the registered layer ``name`` built for ``D``."""
+    if not isinstance(name, str):
+        raise TypeError(f"DBConformer: spatial_pool must be a str, got {type(name).__name__}")
+    key = ALIASES.get(name.lower(), name.lower())
+    if key == "mean":
+        return None
+    if key not in CHANNEL_ATTENTION:
+        raise ValueError(
+            f"DBConformer: unknown spatial_pool {name!r}; valid: {_valid_spatial_pools(n_chans, dim)}"
+        )
+    layer = create_channel_attention(key, dim)
+    problem = _token_pool_problem(layer, n_chans, dim)
+    if problem is not None:
+        raise ValueError(
+            f"DBConformer: spatial_pool {name!r} is not a pool of channel tokens: {problem}; "
+            f"valid: {_valid_spatial_pools(n_chans, dim)}"
+        )
+    return layer
+
+
 class DBConformer(nn.Module):
     """Dual-branch (temporal + spatial) convolutional transformer with electrode attention.
 
@@ -145,7 +205,20 @@ class DBConformer(nn.Module):
     ``[x_t; x_s]``: ``Linear(2D, 64) -> ELU -> Drop(0.5) -> Linear(64, 32) -> ELU -> Drop(0.3) -> Linear(32, n)``.
 
     With 22 channels, 1001 samples at 250 Hz and 2 outputs the model has 93,747 parameters, matching the hand
-    count of the reference sheet.
+    count of the reference sheet; 92,066 with ``spatial_pool="mean"`` (the pool's ``D^2 + 2D + 1 = 1,681``
+    fewer).
+
+    The spatial pool is a choice (``spatial_pool``), like the attention slot of every sigattn model:
+
+    * ``"channel_pool"`` (default): the paper's additive attention, built by
+      ``create_channel_attention("channel_pool", D)``; ``alpha`` is its softmax.
+    * ``"mean"``: ``x_s = mean_c h_c``, no parameters (``self.channel_pool`` is None). Its weights are
+      uniform, ``alpha_c = 1/C``, so ``channel_weights(x, method="pool")`` is ``1/C`` everywhere and the
+      rollout says how much each input electrode contributes to the mean of the mixed tokens.
+    * any other name registered with :func:`sigattn.layers.register_channel_attention` whose layer, built as
+      ``cls(D)``, maps tokens ``(B, C, D) -> (B, D)`` in ``forward`` and gives weights ``(B, C)`` in
+      ``attention`` (checked when the model is built); ``x_s`` is its ``forward``, ``alpha`` its
+      ``attention``. The name ``"mean"`` always means the plain mean.
 
     Args:
         n_chans: electrodes (or give ``chs_info``, MNE's ``info["chs"]`` or a list of names).
@@ -166,7 +239,11 @@ class DBConformer(nn.Module):
         spatial_filters: filters of the per-electrode tokeniser (16).
         spatial_kernel: kernel of the per-electrode tokeniser (25).
         spatial_stride: stride of the per-electrode tokeniser (5).
-        channel_attention: additive attention pooling over electrodes (True) or a plain mean (False).
+        spatial_pool: how the spatial branch pools its electrode tokens: ``"channel_pool"`` (the paper),
+            ``"mean"`` or a registered token pool (see above); an unknown name is a ``ValueError`` listing
+            the valid ones.
+        channel_attention: deprecated spelling of ``spatial_pool``: ``False`` means ``"mean"``, ``True``
+            ``"channel_pool"``.
         branch_dropout: probability of zeroing one branch's features per training sample (0 = the paper).
         electrode_embedding_std: standard deviation of the initial per-electrode embeddings of the spatial
             branch (1.0 = the paper's ``randn``; not in the paper when changed). With ``randn`` each embedding
@@ -200,7 +277,8 @@ class DBConformer(nn.Module):
         spatial_filters: int = 16,
         spatial_kernel: int = 25,
         spatial_stride: int = 5,
-        channel_attention: bool = True,
+        spatial_pool: str = "channel_pool",
+        channel_attention: bool | None = None,
         branch_dropout: float = 0.0,
         electrode_embedding_std: float = 1.0,
     ) -> None:
@@ -222,6 +300,20 @@ class DBConformer(nn.Module):
             )
         if temporal_kernel % 2 == 0:
             raise ValueError(f"temporal_kernel must be odd (same-length padding), got {temporal_kernel}")
+        if channel_attention is not None:
+            want = "channel_pool" if channel_attention else "mean"
+            if spatial_pool not in ("channel_pool", want):
+                raise ValueError(
+                    f"DBConformer: channel_attention={channel_attention} contradicts "
+                    f"spatial_pool={spatial_pool!r}; give spatial_pool alone"
+                )
+            warnings.warn(
+                f"DBConformer: channel_attention={channel_attention} is deprecated; use spatial_pool={want!r}"
+                " instead",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            spatial_pool = want
         self.n_chans, self.n_outputs, self.n_times, self.sfreq = n_chans, n_outputs, n_times, sfreq
         self.ch_names = ch_names
         self.patch_size = patch_size
@@ -259,8 +351,12 @@ class DBConformer(nn.Module):
         self.spatial_encoder = nn.Sequential(
             *[ConformerBlock(d, n_heads, ffn_expansion, dropout) for _ in range(depth_spatial)]
         )
-        self.use_channel_attention = channel_attention
-        self.channel_pool = ChannelAttentionPool(d) if channel_attention else None
+        # built here, between the spatial encoder and the head, as before: the default's RNG stream is kept
+        self.channel_pool = _build_spatial_pool(spatial_pool, n_chans, d)
+        self.spatial_pool = ALIASES.get(spatial_pool.lower(), spatial_pool.lower())  # canonical name
+        self.use_channel_attention = self.channel_pool is not None
+        # ChannelAttentionPool: one softmax gives both alpha and the weighted sum (the paper's computation)
+        self._pool_is_weighted_sum = isinstance(self.channel_pool, ChannelAttentionPool)
         self.head = nn.Sequential(
             nn.Linear(2 * d, 64),
             nn.ELU(),
@@ -285,19 +381,32 @@ class DBConformer(nn.Module):
         tokens = self.spatial_embed(x.reshape(b * c, 1, t)).reshape(b, c, -1)
         return self.spatial_encoder(tokens + self.spatial_pos)
 
-    def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Fused features ``(B, 2D)`` and electrode weights ``(B, C)`` (uniform without channel attention)."""
+    def _fused(self, x: torch.Tensor, need_weights: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``[x_t; x_s]`` and, if ``need_weights`` or free, the pool's weights ``(B, C)``."""
         self._check(x)
         t = self.temporal_stem(x).transpose(1, 2) + self.temporal_pos
         x_t = self.temporal_encoder(t).mean(dim=1)
         h = self._spatial_tokens(x)
-        if self.channel_pool is not None:
-            alpha = self.channel_pool.attention(h)
+        pool = self.channel_pool
+        alpha: torch.Tensor | None = None
+        if pool is None:
+            if need_weights:
+                alpha = torch.full(h.shape[:2], 1.0 / h.shape[1], dtype=h.dtype, device=h.device)
+            x_s = h.mean(dim=1)
+        elif self._pool_is_weighted_sum:
+            alpha = pool.attention(h)
             x_s = torch.einsum("bc,bcd->bd", alpha, h)
         else:
-            alpha = torch.full(h.shape[:2], 1.0 / h.shape[1], dtype=h.dtype, device=h.device)
-            x_s = h.mean(dim=1)
+            if need_weights:
+                alpha = pool.attention(h)
+            x_s = pool(h)
         return torch.cat([x_t, x_s], dim=1), alpha
+
+    def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Fused features ``(B, 2D)`` and the spatial pool's electrode weights ``(B, C)`` (``1/C``: mean)."""
+        feats, alpha = self._fused(x, need_weights=True)
+        assert alpha is not None
+        return feats, alpha
 
     def drop_branches(self, feats: torch.Tensor) -> torch.Tensor:
         """Branch dropout on fused features ``(B, 2D)`` (training only; not in the paper).
@@ -321,7 +430,7 @@ class DBConformer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``(B, n_outputs)`` for trials ``x (B, C, T)``."""
-        return self.head(self.drop_branches(self.forward_features(x)[0]))
+        return self.head(self.drop_branches(self._fused(x, need_weights=False)[0]))
 
     def spatial_attention_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Self-attention maps ``(B, heads, C, C)`` of each spatial block, first block first.
@@ -361,8 +470,9 @@ class DBConformer(nn.Module):
         electrodes through the spatial transformer's attention rollout, ``w_j = sum_c alpha_c R[c, j]`` (see
         :meth:`attention_rollout`). The spatial blocks mix electrode tokens before the pool, so a pooled token
         ``c`` is not electrode ``c`` alone; the rollout says which electrodes the pooled vector is made of.
-        ``method="pool"``: the raw weights ``alpha`` of :class:`~sigattn.layers.ChannelAttentionPool` over
-        the transformed tokens (what ``forward_features`` returns). Neither changes ``forward``.
+        ``method="pool"``: the raw weights ``alpha`` of the spatial pool over the transformed tokens (what
+        ``forward_features`` returns): :class:`~sigattn.layers.ChannelAttentionPool`'s softmax by default,
+        ``1/C`` each with ``spatial_pool="mean"``. Neither changes ``forward``.
 
         Call under ``model.eval()`` for deterministic weights (dropout acts on the tokens otherwise).
         """
