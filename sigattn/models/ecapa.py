@@ -115,7 +115,11 @@ def _resolve_block_attention(
     attention: str, se_channels: int, attention_kwargs: dict | None, owner: str
 ) -> tuple[str, dict]:
     """Canonical name and constructor kwargs, validated without building anything (no RNG draws)."""
-    valid = ", ".join(block_attention_names())
+    names = block_attention_names()
+    aliases = [n for n in names if n in ALIASES]
+    valid = ", ".join(n for n in names if n not in ALIASES) + (
+        f" (aliases: {', '.join(aliases)})" if aliases else ""
+    )
     if not isinstance(attention, str):
         raise TypeError(f"{owner}: attention must be a str (one of {valid}), got {type(attention).__name__}")
     if attention_kwargs is not None and not isinstance(attention_kwargs, dict):
