@@ -1,8 +1,10 @@
 """``sigattn demo``: train one small model per domain on built-in synthetic data and write one report.
 
-Each domain ships ``sigattn/tasks/<domain>/demo.yaml`` (package data). Domains run in the order speaker, eeg,
-forecast into ``runs/demo/<domain>/``; ``runs/demo/report.md`` shows, per domain, its metrics, its
-``demo_checks`` with PASS/FAIL and its plots. Without any domain demo the toy task stands in.
+The domains are the tasks registered in ``sigattn.tasks.TASKS`` that ship ``sigattn/tasks/<domain>/demo.yaml``
+(package data): a new domain is a folder with a ``demo.yaml`` plus its registry line, nothing here. They run
+in registry order (speaker, eeg, forecast) into ``runs/demo/<domain>/``; ``runs/demo/report.md`` shows, per
+domain, its metrics, its ``demo_checks`` with PASS/FAIL and its plots. Without any domain demo the toy task
+(its recipe below, as it has no folder) stands in.
 
 Example:
     >>> available_demos()  # doctest: +SKIP
@@ -19,12 +21,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from sigattn.tasks import TASKS
 from sigattn.train.config import apply_overrides, read_yaml, recipe_from_dict
 from sigattn.train.report import acceptance_checks, checks_table, metrics_table
 
-__all__ = ["DOMAINS", "available_demos", "demo_recipe", "run_demo"]
-
-DOMAINS = ("speaker", "eeg", "forecast")
+__all__ = ["available_demos", "demo_recipe", "run_demo"]
 
 TOY_DEMO: dict[str, Any] = {
     "task": "toy",
@@ -44,8 +45,8 @@ def _demo_file(domain: str) -> Path | None:
 
 
 def available_demos() -> list[str]:
-    """Domains with a ``demo.yaml``, in demo order; ``["toy"]`` when there are none."""
-    found = [d for d in DOMAINS if _demo_file(d) is not None]
+    """Registered tasks (``sigattn.tasks.TASKS``, in its order) with a ``demo.yaml``; else ``["toy"]``."""
+    found = [d for d in TASKS if d != "toy" and _demo_file(d) is not None]
     return found or ["toy"]
 
 
@@ -93,7 +94,7 @@ def run_demo(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     domains = only or available_demos()
-    valid = set(DOMAINS) | {"toy"}
+    valid = set(available_demos()) | {"toy"}
     for d in domains:
         if d not in valid:
             raise ValueError(f"unknown demo domain {d!r}; valid: {', '.join(sorted(valid))}")
