@@ -34,7 +34,7 @@ def _wrapped(model: Any) -> Any:
 
 def unwrap(model: nn.Module) -> nn.Module:
     """The user's module inside DDP / DataParallel / ``torch.compile`` wrappers, in any nesting (compiled DDP,
-    DDP of a compiled model): the module whose attributes a task reads (``model.head``, ``model.embedding``)."""
+    DDP of a compiled model): the module whose attributes a task reads (``model.head``, ``.embedding``)."""
     while (inner := _wrapped(model)) is not None:
         model = inner
     return model
