@@ -26,8 +26,8 @@ def toy_recipe(tmp_path: Path, **trainer) -> Path:
             "n_train": 32,
             "n_val": 16,
             "n_test": 16,
-            "hidden": 8,
         },  # fmt: skip
+        "model": {"hidden": 8},
         "trainer": {
             "epochs": 1,
             "batch_size": 16,

@@ -25,8 +25,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
-from sigattn.layers import SqueezeExcite
+from sigattn.layers import create_channel_attention
 from sigattn.layers._masking import lengths_to_mask, masked_mean
+from sigattn.models.registry import ModelSpec, create_model, model_spec, register_model
 
 
 @dataclass
@@ -41,8 +42,6 @@ class ToyParams:
     n_val: int = 64
     n_test: int = 64
     signal: float = 1.0
-    hidden: int = 16
-    dropout: float = 0.0
 
     def __post_init__(self) -> None:
         if not 2 <= self.n_classes <= self.n_channels:
@@ -74,13 +73,27 @@ class ToyDataset(Dataset):
         return self.x[i], int(self.labels[i]), i
 
 
-class ToyNet(nn.Module):
-    """Conv1d -> ReLU -> SqueezeExcite -> masked mean over time -> dropout -> Linear."""
+class _NoAttention(nn.Module):
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        return x
 
-    def __init__(self, n_channels: int, hidden: int, n_classes: int, dropout: float = 0.0):
+
+class ToyNet(nn.Module):
+    """Conv1d -> ReLU -> channel attention (squeeze-excite by default) -> masked mean over time -> dropout ->
+    Linear. ``attention`` names any layer of :func:`~sigattn.layers.create_channel_attention` that re-weights
+    ``(B, C, T)``, or ``none``."""
+
+    def __init__(
+        self, n_channels: int, n_classes: int, hidden: int = 16, dropout: float = 0.0, attention: str = "se"
+    ):
         super().__init__()
         self.conv = nn.Conv1d(n_channels, hidden, 5, padding=2)
-        self.se = SqueezeExcite(hidden, rd_channels=max(hidden // 4, 1))
+        if attention == "none":
+            self.se = _NoAttention()
+        elif attention in ("se", "squeeze_excite"):
+            self.se = create_channel_attention(attention, hidden, rd_channels=max(hidden // 4, 1))
+        else:
+            self.se = create_channel_attention(attention, hidden)
         self.drop = nn.Dropout(dropout)
         self.head = nn.Linear(hidden, n_classes)
 
@@ -88,6 +101,9 @@ class ToyNet(nn.Module):
         h = self.se(F.relu(self.conv(x)), lengths)
         pooled = masked_mean(h, lengths_to_mask(lengths, h.shape[-1], h)).squeeze(-1)
         return self.head(self.drop(pooled))
+
+
+register_model("toy", "toynet", ToyNet)
 
 
 class ToyTask:
@@ -99,9 +115,18 @@ class ToyTask:
     monitor_mode: ClassVar[str] = "max"
     dynamic_axes: ClassVar[dict] = {"x": {0: "batch", 2: "time"}, "logits": {0: "batch"}}
 
-    def __init__(self, params: ToyParams | None = None, *, seed: int = 0) -> None:
+    # the recipe's model section: model.name (toynet) and ToyNet's arguments but those the data decide
+    model_domain: ClassVar[str] = "toy"
+    default_model: ClassVar[str] = "toynet"
+    model_inputs: ClassVar[tuple[str, ...]] = ("n_channels", "n_classes")
+    moved_to_model: ClassVar[dict[str, str]] = {"hidden": "hidden", "dropout": "dropout"}
+
+    def __init__(
+        self, params: ToyParams | None = None, *, seed: int = 0, model: ModelSpec | dict | None = None
+    ) -> None:
         self.params = params if params is not None else ToyParams()
         self.seed = seed
+        self.model = model_spec(self.model_domain, model, self.default_model, self.model_inputs)
 
     def build_datasets(self) -> dict[str, Dataset]:
         p = self.params
@@ -126,7 +151,13 @@ class ToyTask:
 
     def build_model(self) -> nn.Module:
         p = self.params
-        return ToyNet(p.n_channels, p.hidden, p.n_classes, p.dropout)
+        return create_model(
+            self.model_domain,
+            self.model.name,
+            n_channels=p.n_channels,
+            n_classes=p.n_classes,
+            **self.model.kwargs,
+        )
 
     def loss(
         self, model: nn.Module, batch: dict, *, epoch: int, step: int

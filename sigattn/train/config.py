@@ -27,6 +27,8 @@ from typing import Any
 
 import yaml
 
+from sigattn.models.registry import ModelSpec
+
 __all__ = [
     "ConfigError",
     "TrainerConfig",
@@ -125,6 +127,7 @@ class Recipe:
     optim: OptimConfig = field(default_factory=OptimConfig)
     sched: SchedConfig = field(default_factory=SchedConfig)
     name: str = "recipe"
+    model: ModelSpec | None = None
 
 
 _CHOICES = {
@@ -373,7 +376,7 @@ def recipe_from_dict(raw: dict, name: str = "recipe", source: str = "") -> Recip
     raw = dict(raw)
     stored = raw.pop("name", None)  # present in configs written by the engine (config.yaml, checkpoints)
     name = stored if isinstance(stored, str) and stored else name
-    top = {"task", "params", "trainer", "optim", "sched"}
+    top = {"task", "params", "model", "trainer", "optim", "sched"}
     for key in raw:
         if key not in top:
             close = difflib.get_close_matches(str(key), sorted(top), n=1, cutoff=0.5)
@@ -390,8 +393,10 @@ def recipe_from_dict(raw: dict, name: str = "recipe", source: str = "") -> Recip
         close = difflib.get_close_matches(task, list(TASKS), n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise ConfigError(f"{where}unknown task {task!r}{hint} (valid tasks: {', '.join(sorted(TASKS))})")
-    params_cls = getattr(get_task(task), "Params", None)
+    task_cls = get_task(task)
+    params_cls = getattr(task_cls, "Params", None)
     params = raw.get("params") or {}
+    model = _model_spec(task_cls, task, params, raw.get("model"), source)
     if params_cls is not None and dataclasses.is_dataclass(params_cls):
         params = _build(params_cls, params, "params", source)
     return Recipe(
@@ -401,7 +406,61 @@ def recipe_from_dict(raw: dict, name: str = "recipe", source: str = "") -> Recip
         optim=_build(OptimConfig, raw.get("optim"), "optim", source),
         sched=_build(SchedConfig, raw.get("sched"), "sched", source),
         name=name,
+        model=model,
     )
+
+
+def _model_spec(task_cls: type, task: str, params: Any, section: Any, source: str) -> ModelSpec | None:
+    """Check a recipe's ``model:`` section against the constructor of the model it names.
+
+    A task with models declares ``model_domain`` (a domain of :mod:`sigattn.models.registry`), ``default_model``
+    and ``model_inputs`` (constructor arguments its data decides: not recipe keys). Keys of older recipes that
+    now belong here (the task's ``moved_to_model``: ``params.<old>`` -> ``model.<new>``) are carried over with
+    one warning. ``params`` (the raw mapping) loses those keys.
+    """
+    import warnings
+
+    from sigattn.models.registry import model_options, model_spec
+
+    where = f"{source}: " if source else ""
+    domain = getattr(task_cls, "model_domain", None)
+    if domain is None:
+        if section is not None:
+            raise ConfigError(f"{where}task {task!r} takes no 'model' section (its model is fixed)")
+        return None
+    if section is None:
+        section = {}
+    if not isinstance(section, dict):
+        raise ConfigError(f"{where}section 'model' must be a mapping, got {type(section).__name__}")
+    section = dict(section)
+    carried = []
+    if isinstance(params, dict):
+        for old, new in getattr(task_cls, "moved_to_model", {}).items():
+            if old not in params:
+                continue
+            value = params.pop(old)
+            if new in section and section[new] != value:
+                raise ConfigError(
+                    f"{where}params.{old}={_short(value)} and model.{new}={_short(section[new])} disagree; "
+                    f"params.{old} is an old spelling of model.{new}: keep only model.{new}"
+                )
+            section[new] = value
+            carried.append(f"params.{old} -> model.{new}")
+    if carried:
+        warnings.warn(
+            f"{where}{', '.join(carried)}: model settings belong in the recipe's 'model' section now; "
+            "read as such (move them there to silence this)",
+            FutureWarning,
+            stacklevel=3,
+        )
+    inputs = set(getattr(task_cls, "model_inputs", ()))
+    try:
+        spec = model_spec(domain, section, getattr(task_cls, "default_model", ""), inputs)
+    except ValueError as e:
+        raise ConfigError(f"{where}{e}") from None
+    # types (and finite numbers) as for every other section
+    options = _build(model_options(domain, spec.name, provided=inputs), spec.kwargs, "model", source)
+    return ModelSpec(spec.name, {k: getattr(options, k) for k in spec.kwargs})
 
 
 def read_yaml(path: str | Path) -> dict:
@@ -472,4 +531,7 @@ def to_dict(recipe: Recipe) -> dict:
         return v
 
     d = plain(recipe)
+    model = d.pop("model", None)
+    if model is not None:
+        d["model"] = {"name": model["name"], **model["kwargs"]}
     return {"name": d.pop("name"), **d}

@@ -126,13 +126,19 @@ def _set_aside(path: Path) -> Path:
 
 
 def _params_diff(stored: Any, current: Any, limit: int = 3) -> str:
-    """``params.x is A in the checkpoint, B in the recipe`` for the first differing task parameters."""
-    if not isinstance(stored, dict) or not isinstance(current, dict):
-        return ""
-    keys = [k for k in dict.fromkeys([*stored, *current]) if stored.get(k) != current.get(k)]
-    parts = [
-        f"params.{k} is {stored.get(k)!r} in the checkpoint, {current.get(k)!r} in the recipe" for k in keys
-    ]
+    """``model.x is A in the checkpoint, B in the recipe`` (then ``params.x``) for the first differing settings
+    of two stored configs."""
+    stored = stored if isinstance(stored, dict) else {}
+    current = current if isinstance(current, dict) else {}
+    parts = []
+    for section in ("model", "params"):
+        a, b = stored.get(section), current.get(section)
+        if not isinstance(a, dict) or not isinstance(b, dict):
+            continue
+        keys = [k for k in dict.fromkeys([*a, *b]) if a.get(k) != b.get(k)]
+        parts += [
+            f"{section}.{k} is {a.get(k)!r} in the checkpoint, {b.get(k)!r} in the recipe" for k in keys
+        ]
     return ", ".join(parts[:limit]) + (f" (and {len(parts) - limit} more)" if len(parts) > limit else "")
 
 
@@ -183,7 +189,8 @@ class Trainer:
             torch.set_num_threads(c.num_threads)
         set_deterministic(c.deterministic)
         seed_everything(c.seed)
-        self.task = get_task(self.cfg.task)(self.cfg.params, seed=c.seed)
+        model_kw = {"model": self.cfg.model} if self.cfg.model is not None else {}
+        self.task = get_task(self.cfg.task)(self.cfg.params, seed=c.seed, **model_kw)
         self.datasets = dict(self.task.build_datasets())
         if "train" not in self.datasets:
             raise ValueError(f"task {self.cfg.task!r}: build_datasets() returned no 'train' split")
@@ -328,7 +335,7 @@ class Trainer:
 
     def _restore(self, path: Path, state: dict | None = None) -> None:
         state = ck.load_checkpoint(path) if state is None else state
-        diff = _params_diff((state.get("config") or {}).get("params"), to_dict(self.cfg).get("params"))
+        diff = _params_diff(state.get("config"), to_dict(self.cfg))
         ck.check_state_fits(
             self.raw_model,
             state["model"],

@@ -27,8 +27,8 @@ def toy_raw(out_dir: Path, **trainer) -> dict:
             "n_train": 64,
             "n_val": 20,
             "n_test": 21,
-            "hidden": 8,
         },  # fmt: skip
+        "model": {"name": "toynet", "hidden": 8},
         "trainer": {"epochs": 2, "batch_size": 16, "quiet": True, "out_dir": str(out_dir), **trainer},
         "optim": {"name": "adam", "lr": 0.01},
         "sched": {"name": "none"},

@@ -130,16 +130,16 @@ def test_checkpoint_that_does_not_fit_the_model_is_one_line(tmp_path, capsys):
     ckpt = run / "checkpoints" / "step-000000001.ckpt"
     before = ckpt.read_bytes()
     capsys.readouterr()
-    err = one_line_error(capsys, ["train", "--resume", str(run), "params.hidden=16", "trainer.epochs=2"])
+    err = one_line_error(capsys, ["train", "--resume", str(run), "model.hidden=16", "trainer.epochs=2"])
     assert err == (
         f"sigattn train: error: checkpoint {str(ckpt)!r} does not fit the model: parameter 'conv.weight' is "
         "(8, 4, 5) in the checkpoint but (16, 4, 5) in the model; the recipe's model settings differ from the "
-        "checkpoint's: params.hidden is 8 in the checkpoint, 16 in the recipe"
+        "checkpoint's: model.hidden is 8 in the checkpoint, 16 in the recipe"
     )
     assert ckpt.read_bytes() == before
     # `sigattn eval` of a checkpoint whose stored recipe no longer builds its model
     state = ck.load_checkpoint(ckpt)
-    state["config"]["params"]["hidden"] = 16
+    state["config"]["model"]["hidden"] = 16
     odd = ck.save_checkpoint(state, tmp_path / "odd.ckpt")
     err = one_line_error(capsys, ["eval", str(odd)])
     assert err == (

@@ -20,10 +20,11 @@ def test_load_typed_and_overrides(tmp_path):
         tmp_path, {"task": "toy", "params": {"n_classes": 2}, "optim": {"lr": 1}, "trainer": {"epochs": 3}}
     )
     r = load_recipe(
-        p, ["optim.lr=3e-4", "trainer.clip_grad_norm=1", "optim.betas=[0.8, 0.9]", "params.hidden=4"]
+        p, ["optim.lr=3e-4", "trainer.clip_grad_norm=1", "optim.betas=[0.8, 0.9]", "model.hidden=4"]
     )
     assert isinstance(r, Recipe) and r.name == "r"
-    assert isinstance(r.params, ToyParams) and r.params.n_classes == 2 and r.params.hidden == 4
+    assert isinstance(r.params, ToyParams) and r.params.n_classes == 2
+    assert r.model.name == "toynet" and r.model.kwargs == {"hidden": 4}
     assert r.optim.lr == 3e-4 and isinstance(r.optim.lr, float)
     assert r.trainer.clip_grad_norm == 1.0 and r.trainer.epochs == 3
     assert r.optim.betas == [0.8, 0.9]
@@ -58,7 +59,8 @@ def test_unknown_key_names_path_and_closest(tmp_path):
         ({"optim": {"lr": True}}, "optim.lr", "expects float"),
         ({"optim": {"betas": 0.9}}, "optim.betas", "expects a list"),
         ({"trainer": {"clip_grad_norm": "x"}}, "trainer.clip_grad_norm", "float | None"),
-        ({"params": {"hidden": [1]}}, "params.hidden", "expects int"),
+        ({"params": {"n_classes": [1]}}, "params.n_classes", "expects int"),
+        ({"model": {"hidden": [1]}}, "model.hidden", "expects int"),
         ({"trainer": 3}, "trainer", "must be a mapping"),
     ],
 )
@@ -93,7 +95,7 @@ def test_no_code_execution(tmp_path):
 
 
 def test_roundtrip_to_dict(tmp_path):
-    r = recipe_from_dict({"task": "toy", "params": {"hidden": 4}, "sched": {"name": "cosine"}}, name="x")
+    r = recipe_from_dict({"task": "toy", "model": {"hidden": 4}, "sched": {"name": "cosine"}}, name="x")
     d = to_dict(r)
     assert yaml.safe_load(yaml.safe_dump(d)) == d
     r2 = recipe_from_dict(d)

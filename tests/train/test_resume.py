@@ -21,7 +21,7 @@ def test_sigkill_mid_epoch_then_resume_is_exact(tmp_path):
     # dropout (torch RNG), EMA, warm-up cosine schedule and grad accumulation all have to resume exactly
     raw = toy_raw(tmp_path, epochs=2, batch_size=8, grad_accum=2, checkpoint_every=2, keep_last=3, ema_decay=0.9,
                   clip_grad_norm=1.0)  # fmt: skip
-    raw["params"]["dropout"] = 0.3
+    raw["model"]["dropout"] = 0.3
     raw["sched"] = {"name": "cosine", "warmup_steps": 2}
     args = [
         "train",
@@ -156,7 +156,7 @@ def test_run_killed_before_its_first_checkpoint_restarts_on_resume(tmp_path, cap
 
 def test_sigterm_checkpoints_and_resumes_exactly(tmp_path, monkeypatch):
     raw = toy_raw(tmp_path, epochs=2, batch_size=16, ema_decay=0.8)  # 4 steps per epoch, no step checkpoints
-    raw["params"]["dropout"] = 0.2
+    raw["model"]["dropout"] = 0.2
     Trainer(recipe_from_dict({**raw, "trainer": {**raw["trainer"], "run_name": "full"}}, name="toy")).fit()
     cut = recipe_from_dict({**raw, "trainer": {**raw["trainer"], "run_name": "term"}}, name="toy")
     monkeypatch.setenv(TERM_ENV, "3")

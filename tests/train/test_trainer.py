@@ -35,7 +35,7 @@ def test_one_step_equals_hand_written_sgd(tmp_path):
     got = last_state(tmp_path / "toy" / "a")["model"]
 
     seed_everything(0)  # what the engine promises: seed, datasets, then the model
-    task = ToyTask(ToyParams(**raw["params"]), seed=0)
+    task = ToyTask(ToyParams(**raw["params"]), seed=0, model=raw["model"])
     train = task.build_datasets()["train"]
     model = task.build_model()
     order = list(ResumableSampler(16, shuffle=True, seed=0))
