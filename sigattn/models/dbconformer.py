@@ -173,18 +173,26 @@ def _valid_spatial_pools(n_chans: int, dim: int) -> str:
     return ", ".join(names) + " (or a token pool added with sigattn.layers.register_channel_attention)"
 
 
-def _build_spatial_pool(name: str, n_chans: int, dim: int) -> nn.Module | None:
+def _build_spatial_pool(name: str, n_chans: int, dim: int, kwargs: dict | None) -> nn.Module | None:
     """The spatial branch's pool: None for ``"mean"``, else the registered layer ``name`` built for ``D``."""
     if not isinstance(name, str):
         raise TypeError(f"DBConformer: spatial_pool must be a str, got {type(name).__name__}")
+    if kwargs is not None and not isinstance(kwargs, dict):
+        raise TypeError(f"DBConformer: spatial_pool_kwargs must be a dict, got {type(kwargs).__name__}")
+    kwargs = dict(kwargs or {})
     key = ALIASES.get(name.lower(), name.lower())
     if key == "mean":
+        if kwargs:
+            raise ValueError(f"DBConformer: spatial_pool='mean' takes no arguments, got {kwargs}")
         return None
     if key not in CHANNEL_ATTENTION:
         raise ValueError(
             f"DBConformer: unknown spatial_pool {name!r}; valid: {_valid_spatial_pools(n_chans, dim)}"
         )
-    layer = create_channel_attention(key, dim)
+    try:
+        layer = create_channel_attention(key, dim, **kwargs)
+    except (TypeError, ValueError) as e:
+        raise type(e)(f"DBConformer: spatial_pool={name!r} with spatial_pool_kwargs={kwargs}: {e}") from e
     problem = _token_pool_problem(layer, n_chans, dim)
     if problem is not None:
         raise ValueError(
@@ -242,6 +250,8 @@ class DBConformer(nn.Module):
         spatial_pool: how the spatial branch pools its electrode tokens: ``"channel_pool"`` (the paper),
             ``"mean"`` or a registered token pool (see above); an unknown name is a ``ValueError`` listing
             the valid ones.
+        spatial_pool_kwargs: constructor arguments of the pool layer after ``D`` (e.g. ``{"hidden_dim": 16}``
+            for ``channel_pool``); none for ``"mean"``.
         channel_attention: deprecated spelling of ``spatial_pool``: ``False`` means ``"mean"``, ``True``
             ``"channel_pool"``.
         branch_dropout: probability of zeroing one branch's features per training sample (0 = the paper).
@@ -278,6 +288,7 @@ class DBConformer(nn.Module):
         spatial_kernel: int = 25,
         spatial_stride: int = 5,
         spatial_pool: str = "channel_pool",
+        spatial_pool_kwargs: dict | None = None,
         channel_attention: bool | None = None,
         branch_dropout: float = 0.0,
         electrode_embedding_std: float = 1.0,
@@ -352,7 +363,7 @@ class DBConformer(nn.Module):
             *[ConformerBlock(d, n_heads, ffn_expansion, dropout) for _ in range(depth_spatial)]
         )
         # built here, between the spatial encoder and the head, as before: the default's RNG stream is kept
-        self.channel_pool = _build_spatial_pool(spatial_pool, n_chans, d)
+        self.channel_pool = _build_spatial_pool(spatial_pool, n_chans, d, spatial_pool_kwargs)
         self.spatial_pool = ALIASES.get(spatial_pool.lower(), spatial_pool.lower())  # canonical name
         self.use_channel_attention = self.channel_pool is not None
         # ChannelAttentionPool: one softmax gives both alpha and the weighted sum (the paper's computation)

@@ -205,6 +205,18 @@ def test_unknown_or_unfit_pool_names_the_argument_and_the_choices(registered):
         DBConformer(**KW, spatial_pool=None)
 
 
+def test_spatial_pool_kwargs_reach_the_layer():
+    m = DBConformer(**KW, spatial_pool="channel_pool", spatial_pool_kwargs={"hidden_dim": 8})
+    assert m.channel_pool.hidden_dim == 8
+    assert _count(DBConformer(**KW)) - _count(m) == (D * D + 2 * D + 1) - (D * 8 + 2 * 8 + 1)
+    with pytest.raises(
+        TypeError, match=r"spatial_pool='channel_pool' with spatial_pool_kwargs=\{'width': 8\}"
+    ):
+        DBConformer(**KW, spatial_pool_kwargs={"width": 8})
+    with pytest.raises(ValueError, match="'mean' takes no arguments"):
+        DBConformer(**KW, spatial_pool="mean", spatial_pool_kwargs={"hidden_dim": 8})
+
+
 def test_unknown_name_lists_only_builtin_pools_without_registrations():
     with pytest.raises(ValueError, match=r"valid: mean, channel_pool \(or a token pool added with"):
         DBConformer(**KW, spatial_pool="nope")
