@@ -67,6 +67,13 @@ def _cmd_eval(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_folds(a: argparse.Namespace) -> int:
+    from sigattn.train.folds import run_folds
+
+    run_folds(a.recipe, a.overrides, a.seeds, a.out)
+    return 0
+
+
 def _cmd_export(a: argparse.Namespace) -> int:
     from sigattn.train.tools import export_checkpoint
 
@@ -210,6 +217,19 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--split", nargs="+", help="splits to evaluate (default: test, else val)")
     e.add_argument("--json", metavar="FILE", help="also write the metrics to FILE")
     e.set_defaults(func=_cmd_eval)
+
+    f = sub.add_parser(
+        "folds", formatter_class=fmt, help="train and test every fold (x seeds) of a recipe; mean +- std",
+        description="Runs RECIPE once per fold of its task's protocol (params.fold = 0 .. n-1) and seed, each an "
+        "ordinary run folder under <out_dir>/<recipe>/folds/ (finished ones are skipped on a rerun), then writes "
+        "summary.md: test metrics per run and mean +- std.\n\nExample: sigattn folds "
+        "recipes/eeg_motor_imagery/eegmmidb_lr.yaml --seeds 0 1 trainer.epochs=30",
+    )  # fmt: skip
+    f.add_argument("recipe", metavar="RECIPE")
+    f.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="overrides, as for train")
+    f.add_argument("--seeds", nargs="+", type=int, default=[0], help="seeds per fold (default: 0)")
+    f.add_argument("--out", help="folder of the runs and summary.md (default: <out_dir>/<recipe>/folds)")
+    f.set_defaults(func=_cmd_folds)
 
     x = sub.add_parser("export", help="export a checkpoint's model to ONNX or TorchScript",
                        description="Uses the task's export_model / example_inputs / dynamic_axes; ONNX is checked "

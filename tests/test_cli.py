@@ -41,7 +41,7 @@ def toy_recipe(tmp_path: Path, **trainer) -> Path:
     return p
 
 
-@pytest.mark.parametrize("cmd", ["train", "eval", "export", "bench", "info", "demo"])
+@pytest.mark.parametrize("cmd", ["train", "eval", "folds", "export", "bench", "info", "demo"])
 def test_every_subcommand_has_help(cmd, capsys):
     with pytest.raises(SystemExit) as e:
         main([cmd, "--help"])

@@ -179,6 +179,14 @@ class EEGTask:
         self.last_branch_ablation: dict[str, float] = {}
         self.split: dict[str, np.ndarray] | None = None
 
+    def n_folds(self) -> int:
+        """Folds of ``params.protocol`` on these trials (``params.fold`` picks one; ``sigattn folds`` runs all)."""
+        p = self.params
+        trials = self.trials if self.trials is not None else load_trials(p)
+        folds = protocols.make_folds(p.protocol, trials.y, subject=trials.subject, session=trials.session,
+                                     n_splits=p.n_splits, train_fraction=p.train_fraction)  # fmt: skip
+        return len(folds)
+
     # ---------------------------------------------------------------- data
     def build_datasets(self) -> dict[str, Dataset]:
         self.trials = load_trials(self.params)

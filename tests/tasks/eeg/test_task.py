@@ -141,10 +141,12 @@ def test_csp_lda_decodes_synthetic_motor_imagery():
     assert (pred == y[s["test"]]).mean() >= 0.9
 
 
-def test_cv_runs_every_fold_through_the_trainer(tmp_path):
+def test_folds_run_every_fold_through_the_trainer_and_resume(tmp_path, capsys):
+    import json
+
     import yaml
 
-    from sigattn.tasks.eeg.cv import run_cv
+    from sigattn.cli import main
 
     recipe = {
         "task": "eeg",
@@ -157,10 +159,24 @@ def test_cv_runs_every_fold_through_the_trainer(tmp_path):
     }  # fmt: skip
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(recipe))
-    summary = run_cv(path, seeds=[0], out_dir=tmp_path / "cv")
-    assert set(summary) == {"accuracy", "balanced_accuracy", "kappa"}
-    assert sorted(p.name for p in (tmp_path / "cv").iterdir()) == ["fold0_seed0", "fold1_seed0", "fold2_seed0",
-                                                                    "summary.md"]  # fmt: skip
+    assert main(["folds", str(path), "--seeds", "0", "--out", str(tmp_path / "cv")]) == 0
+    out = tmp_path / "cv"
+    assert sorted(p.name for p in out.iterdir()) == [
+        "fold0_seed0",
+        "fold1_seed0",
+        "fold2_seed0",
+        "summary.md",
+    ]
+    accs = [
+        json.loads((out / f"fold{k}_seed0" / "metrics.json").read_text())["test/accuracy"] for k in range(3)
+    ]
+    summary = (out / "summary.md").read_text()
+    mean, std = sum(accs) / 3, (sum((a - sum(accs) / 3) ** 2 for a in accs) / 3) ** 0.5
+    assert f"accuracy {mean:.4g} +- {std:.4g}" in summary and "kappa" in summary
+    # a rerun trains nothing: every run folder has its metrics
+    stamp = (out / "fold1_seed0" / "metrics.json").stat().st_mtime_ns
+    assert main(["folds", str(path), "--seeds", "0", "--out", str(out)]) == 0
+    assert (out / "fold1_seed0" / "metrics.json").stat().st_mtime_ns == stamp
 
 
 def test_occlusion_importance_finds_the_only_used_electrode():
