@@ -1,7 +1,9 @@
 """The ``params`` section of a speaker-verification recipe (``task: speaker``), as a typed dataclass.
 
-Desplanques et al., "ECAPA-TDNN", Interspeech 2020 (arXiv 2005.07143); defaults follow the paper's C=512
-model and AAM softmax (margin 0.2, scale 30).
+Data, augmentation, loss and protocol settings only: the embedding network is the recipe's ``model:`` section
+(``model: {name: ecapa, channels: 1024, attention: se}``; see :class:`~sigattn.tasks.speaker.task.SpeakerTask`).
+Desplanques et al., "ECAPA-TDNN", Interspeech 2020 (arXiv 2005.07143); defaults follow the paper's AAM
+softmax (margin 0.2, scale 30).
 """
 
 from __future__ import annotations
@@ -40,8 +42,7 @@ class SpeakerParams:
         noise_dir / rir_dir / aug_prob / snr_range: MUSAN-style noise and RIR reverberation.
         speed_perturb: add 0.9x/1.1x copies of every training speaker as new speakers.
         spec_augment: frequency/time masking of training features.
-        model: ``ecapa`` (paper) or ``speechbrain`` (``sb_channels`` list); channels, mfa_channels, embed_dim,
-            attention_channels, se_channels: sizes.
+        n_mels: fbank bins (the embedding network's input size follows from it).
         margin, scale, margin_warmup (epochs ``[start, end]``): AAM softmax; margin 0.5 and long crops give
             large-margin fine-tuning from ``init_checkpoint`` (an engine checkpoint or a state_dict).
     """
@@ -78,13 +79,6 @@ class SpeakerParams:
     snr_range: list[float] = field(default_factory=lambda: [0.0, 15.0])
     speed_perturb: bool = False
     spec_augment: bool = False
-    model: str = "ecapa"
-    channels: int = 512
-    mfa_channels: int = 1536
-    embed_dim: int = 192
-    attention_channels: int = 128
-    se_channels: int = 128
-    sb_channels: list[int] = field(default_factory=lambda: [1024, 1024, 1024, 1024, 3072])
     margin: float = 0.2
     scale: float = 30.0
     margin_warmup: list[float] = field(default_factory=lambda: [0.0, 0.0])
@@ -93,8 +87,6 @@ class SpeakerParams:
     def __post_init__(self) -> None:
         if self.source not in ("synthetic", "folder", "csv", "kaldi"):
             raise ValueError(f"params.source must be synthetic, folder, csv or kaldi, got {self.source!r}")
-        if self.model not in ("ecapa", "speechbrain"):
-            raise ValueError(f"params.model must be 'ecapa' or 'speechbrain', got {self.model!r}")
         if self.short not in ("repeat", "pad", "reject"):
             raise ValueError(f"params.short must be repeat, pad or reject, got {self.short!r}")
         if self.truncated not in ("error", "warn"):

@@ -6,11 +6,17 @@ a trial list (VoxCeleb format) or on all pairs of a disjoint test set. Scores ar
 the mean embedding of a cohort of training utterances; with a cohort, adaptive s-norm is reported too.
 Metrics: EER (%) and normalised minDCF at p_target 0.01 and 0.05 (c_miss = c_fa = 1).
 
+Model: the recipe's ``model:`` section names a ``speaker`` model of :mod:`sigattn.models.registry` (``ecapa``,
+the paper layout, by default; ``speechbrain``, SpeechBrain's layout) and sets its constructor's arguments, e.g.
+``model: {name: ecapa, channels: 1024, attention: eca}``. The input size (``in_channels`` / ``input_size``) is
+the datasets' fbank bins (``params.n_mels``) and the AAM head's classes the training speakers: not recipe keys.
+
 Desplanques et al., "ECAPA-TDNN", Interspeech 2020 (arXiv 2005.07143).
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 from pathlib import Path
 from typing import ClassVar
@@ -22,6 +28,7 @@ from torch.utils.data import Dataset
 
 from sigattn.data_paths import resolve_data_path
 from sigattn.errors import DataError
+from sigattn.models.registry import ModelSpec, create_model, model_class, model_spec
 from sigattn.utils import unwrap
 
 from .data import (
@@ -55,6 +62,30 @@ def _manifest(kind: str, path: str, speaker_from: str) -> list[Item]:
     return manifest_from_kaldi(p / "wav.scp", p / "utt2spk")
 
 
+def _input_argument(cls: type, names: tuple[str, ...]) -> str:
+    """The name ``cls`` gives its input size: the first of ``names`` its constructor takes."""
+    params = inspect.signature(cls).parameters
+    for n in names:
+        if n in params:
+            return n
+    raise TypeError(f"speaker model {cls.__name__} takes none of {', '.join(names)} (its input size)")
+
+
+def _embedding_size(net: nn.Module, n_feats: int) -> int:
+    """The embedding size ``net`` reports (``embed_dim``), else that of one eval-mode forward pass."""
+    size = getattr(net, "embed_dim", None)
+    if isinstance(size, int):
+        return size
+    was_training = net.training
+    net.eval()  # BatchNorm running statistics neither used from nor written by this probe
+    try:
+        with torch.no_grad():
+            size = int(net(torch.zeros(1, n_feats, 64)).shape[-1])
+    finally:
+        net.train(was_training)
+    return size
+
+
 class SpeakerTask:
     """Speaker verification with ECAPA-TDNN (see the module docstring for the protocol)."""
 
@@ -64,9 +95,38 @@ class SpeakerTask:
     monitor_mode: ClassVar[str] = "min"
     dynamic_axes: ClassVar[dict] = {"feats": {0: "batch", 2: "frames"}, "embedding": {0: "batch"}}
 
-    def __init__(self, params: SpeakerParams, *, seed: int = 0) -> None:
-        self.p, self.seed = params, seed
+    # The recipe's model section: model.name and the constructor's arguments, except the input size, which
+    # the features decide (ECAPATDNN calls it in_channels, SpeechBrainECAPA input_size).
+    model_domain: ClassVar[str] = "speaker"
+    default_model: ClassVar[str] = "ecapa"
+    model_inputs: ClassVar[tuple[str, ...]] = ("in_channels", "input_size")
+    # Old params.<key> -> model.<key> (read with one FutureWarning). params.sb_channels was the SpeechBrain
+    # layout's channel list, its constructor's ``channels``; params.channels / mfa_channels / embed_dim named
+    # the paper layout's arguments (see docs/speaker.md for the SpeechBrain layout's lin_neurons).
+    moved_to_model: ClassVar[dict[str, str]] = {
+        "model": "name",
+        "channels": "channels",
+        "mfa_channels": "mfa_channels",
+        "embed_dim": "embed_dim",
+        "attention_channels": "attention_channels",
+        "se_channels": "se_channels",
+        "sb_channels": "channels",
+    }
+    #: Task defaults where they differ from the constructor's: ``name: speechbrain`` alone is SpeechBrain's
+    #: pretrained VoxCeleb layout (spkrec-ecapa-voxceleb, C=1024, MFA 3072), as ``params.model: speechbrain``
+    #: always built.
+    model_defaults: ClassVar[dict[str, dict]] = {"speechbrain": {"channels": [1024, 1024, 1024, 1024, 3072]}}
+
+    def __init__(
+        self, params: SpeakerParams | None = None, *, seed: int = 0, model: ModelSpec | dict | None = None
+    ) -> None:
+        params = params if params is not None else SpeakerParams()
+        self.p, self.params, self.seed = params, params, seed
+        spec = model_spec(self.model_domain, model, self.default_model, self.model_inputs)
+        self.model = ModelSpec(spec.name, self.model_defaults.get(spec.name, {}) | spec.kwargs)
         self.n_classes = 0
+        self.n_feats = params.n_mels
+        self._datasets: dict[str, Dataset] | None = None
         self._model: nn.Module | None = None
         self._trials: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._cohort_sources: list = []
@@ -215,6 +275,8 @@ class SpeakerTask:
         if p.cohort_size:
             idx = rng.permutation(len(train))[: p.cohort_size]
             self._cohort_sources = [train[i][0] for i in sorted(idx)]
+        self.n_feats = out["test"].num_mel_bins  # what every split's features have: the model's input size
+        self._datasets = out
         return out
 
     def _split_halves(self, items):
@@ -275,19 +337,22 @@ class SpeakerTask:
         }
 
     # ----------------------------------------------------------------- model
+    def build_embedding(self) -> nn.Module:
+        """The embedding network of the recipe's ``model:`` section; its input size is the features' bins."""
+        name = self.model.name
+        arg = _input_argument(model_class(self.model_domain, name), self.model_inputs)
+        return create_model(self.model_domain, name, **{arg: self.n_feats}, **self.model.kwargs)
+
     def build_model(self) -> nn.Module:
+        """Embedding network + AAM head over the training speakers; shapes come from the datasets (built here
+        once if the engine has not built them yet)."""
         p = self.p
-        if p.model == "ecapa":
-            from sigattn.models.ecapa import ECAPATDNN
-
-            net = ECAPATDNN(p.n_mels, p.channels, p.mfa_channels, p.embed_dim, se_channels=p.se_channels,
-                            attention_channels=p.attention_channels)  # fmt: skip
-        else:
-            from sigattn.models.ecapa_speechbrain import SpeechBrainECAPA
-
-            net = SpeechBrainECAPA(p.n_mels, p.embed_dim, p.sb_channels, attention_channels=p.attention_channels,
-                                   se_channels=p.se_channels)  # fmt: skip
-        model = SpeakerModel(net, p.embed_dim, max(self.n_classes, 2), p.margin, p.scale)
+        if self._datasets is None:
+            self.build_datasets()
+        net = self.build_embedding()
+        model = SpeakerModel(
+            net, _embedding_size(net, self.n_feats), max(self.n_classes, 2), p.margin, p.scale
+        )
         if p.init_checkpoint:
             self._load_init(model, resolve_data_path(p.init_checkpoint))
         return model
@@ -307,7 +372,7 @@ class SpeakerTask:
         return unwrap(model).embedding
 
     def example_inputs(self) -> tuple[Tensor, ...]:
-        return (torch.randn(2, self.p.n_mels, 200),)
+        return (torch.randn(2, self.n_feats, 200),)
 
     # ------------------------------------------------------------- training
     def loss(self, model: nn.Module, batch, *, epoch: int, step: int):

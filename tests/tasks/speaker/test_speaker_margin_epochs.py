@@ -9,9 +9,9 @@ from sigattn.train.config import recipe_from_dict
 from sigattn.train.trainer import Trainer
 from sigattn.utils import unwrap
 
+TINY_MODEL = dict(channels=16, mfa_channels=24, embed_dim=8, attention_channels=4, se_channels=4)
 TINY = dict(synth_train_speakers=6, synth_test_speakers=3, val_speakers=2, synth_utts=2, synth_seconds=0.6,
-            crop_seconds=0.3, cohort_size=0, channels=16, mfa_channels=24, embed_dim=8, attention_channels=4,
-            se_channels=4)  # fmt: skip
+            crop_seconds=0.3, cohort_size=0)  # fmt: skip
 
 
 @pytest.fixture(autouse=True)
@@ -47,6 +47,7 @@ def test_margin_after_n_epochs_is_the_warmup_value_and_set_epoch_comes_once_per_
     raw = {
         "task": "speaker",
         "params": TINY | {"margin": 0.2, "margin_warmup": [0.0, 4.0]},
+        "model": TINY_MODEL,
         "trainer": {"epochs": 3, "batch_size": 4, "amp": False, "quiet": True, "out_dir": str(tmp_path)},
         "optim": {"name": "adam", "lr": 0.001},
     }

@@ -9,6 +9,9 @@ import torch
 from sigattn.tasks.speaker.inference import embed
 from sigattn.tasks.speaker.task import SpeakerParams, SpeakerTask
 
+# the embedding network of these tests: a tiny ECAPA-TDNN (the recipe's model section)
+TINY_MODEL = dict(channels=16, mfa_channels=24, embed_dim=8, attention_channels=4, se_channels=4)
+
 SECONDS = (0.1, 0.2, 0.3, 0.49, 0.5, 0.8, 1.5, 3.0)
 
 
@@ -32,8 +35,7 @@ def _corpus(tmp_path, test_seconds):
         n = int(round(sec * 16000))
         sf.write(tmp_path / "test" / f"t{k}" / "u.wav", 0.1 * rng.standard_normal(n), 16000, subtype="FLOAT")
     return SpeakerParams(source="folder", train=str(tmp_path / "train"), test=str(tmp_path / "test"),
-                         val_speakers=1, cohort_size=0, channels=16, mfa_channels=24, embed_dim=8,
-                         attention_channels=4, se_channels=4)  # fmt: skip
+                         val_speakers=1, cohort_size=0)  # fmt: skip
 
 
 def _evaluation_embeddings(task, model, ds):
@@ -45,7 +47,7 @@ def _evaluation_embeddings(task, model, ds):
 
 
 def test_evaluation_and_embed_agree_for_every_clip_length(tmp_path):
-    task = SpeakerTask(_corpus(tmp_path, SECONDS), seed=0)
+    task = SpeakerTask(_corpus(tmp_path, SECONDS), seed=0, model=TINY_MODEL)
     ds = task.build_datasets()["test"]
     torch.manual_seed(0)
     model = task.build_model().eval()
@@ -62,7 +64,7 @@ def test_evaluation_and_embed_agree_for_every_clip_length(tmp_path):
 
 
 def test_clips_below_the_minimum_are_refused_by_both_paths_alike(tmp_path):
-    task = SpeakerTask(_corpus(tmp_path, (1.0, 0.05)), seed=0)
+    task = SpeakerTask(_corpus(tmp_path, (1.0, 0.05)), seed=0, model=TINY_MODEL)
     ds = task.build_datasets()["test"]
     model = task.build_model().eval()
     short = ds.sources[1]
@@ -78,7 +80,7 @@ def test_clips_below_the_minimum_are_refused_by_both_paths_alike(tmp_path):
 def test_evaluation_minimum_follows_params(tmp_path):
     p = _corpus(tmp_path, (1.0, 0.05))
     p.min_eval_seconds = 0.04
-    task = SpeakerTask(p, seed=0)
+    task = SpeakerTask(p, seed=0, model=TINY_MODEL)
     ds = task.build_datasets()["test"]
     torch.manual_seed(0)
     model = task.build_model().eval()
@@ -115,7 +117,7 @@ def test_long_clips_are_chunked_alike_in_evaluation_and_embed(tmp_path):
     # chunk_seconds rule: 1 s chunks, a tail under a quarter chunk folded into the last one)
     p = _corpus(tmp_path, (0.8, 2.6, 3.0, 3.3))
     p.max_eval_seconds = 1.0
-    task = SpeakerTask(p, seed=0)
+    task = SpeakerTask(p, seed=0, model=TINY_MODEL)
     ds = task.build_datasets()["test"]
     torch.manual_seed(0)
     model = task.build_model().eval()

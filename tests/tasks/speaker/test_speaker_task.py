@@ -8,6 +8,9 @@ import torch
 from sigattn.tasks.speaker.inference import embed, embed_features
 from sigattn.tasks.speaker.task import SpeakerParams, SpeakerTask
 
+# the embedding network of these tests: a tiny ECAPA-TDNN (the recipe's model section)
+TINY_MODEL = dict(channels=16, mfa_channels=24, embed_dim=8, attention_channels=4, se_channels=4)
+
 
 @pytest.fixture(autouse=True)
 def one_thread():
@@ -19,13 +22,12 @@ def one_thread():
 
 def tiny_params(**kw):
     base = dict(synth_train_speakers=6, synth_test_speakers=3, val_speakers=2, synth_utts=2, synth_seconds=0.6,
-                crop_seconds=0.3, cohort_size=4, asnorm_top_k=2, channels=16, mfa_channels=24, embed_dim=8,
-                attention_channels=4, se_channels=4)  # fmt: skip
+                crop_seconds=0.3, cohort_size=4, asnorm_top_k=2)  # fmt: skip
     return SpeakerParams(**(base | kw))
 
 
 def test_task_methods_end_to_end(tmp_path):
-    task = SpeakerTask(tiny_params(margin_warmup=[0.0, 2.0]), seed=0)
+    task = SpeakerTask(tiny_params(margin_warmup=[0.0, 2.0]), seed=0, model=TINY_MODEL)
     ds = task.build_datasets()
     assert len(ds["train"]) == 12 and len(ds["val"]) == 4 and len(ds["test"]) == 6
     assert task.n_classes == 6
@@ -60,8 +62,8 @@ def test_task_methods_end_to_end(tmp_path):
 def test_real_source_needs_paths():
     with pytest.raises(ValueError, match="needs params.train"):
         SpeakerParams(source="folder")
-    with pytest.raises(ValueError, match="params.model"):
-        SpeakerParams(model="resnet")
+    with pytest.raises(TypeError, match="channels"):  # model settings live in the model section now
+        SpeakerParams(channels=1024)
 
 
 def test_folder_source_with_trials_and_single_utterance_val(tmp_path):
@@ -75,9 +77,8 @@ def test_folder_source_with_trials_and_single_utterance_val(tmp_path):
             sf.write(tmp_path / "test" / f"t{s}" / f"{u}.wav", 0.1 * rng.standard_normal(6000), 16000)
     (tmp_path / "trials.txt").write_text("1 t0/0.wav t0/1.wav\n0 t0/0.wav t1/1.wav\n")
     p = SpeakerParams(source="folder", train=str(tmp_path / "train"), trials=str(tmp_path / "trials.txt"),
-                      trials_root=str(tmp_path / "test"), val_speakers=1, cohort_size=0, channels=16,
-                      mfa_channels=24, embed_dim=8, attention_channels=4, se_channels=4)  # fmt: skip
-    task = SpeakerTask(p)
+                      trials_root=str(tmp_path / "test"), val_speakers=1, cohort_size=0)  # fmt: skip
+    task = SpeakerTask(p, model=TINY_MODEL)
     ds = task.build_datasets()
     assert len(ds["val"]) == 2  # the held-out speaker's single utterance, split in two halves
     assert len(ds["test"]) == 3  # the distinct files named by the trials
@@ -127,7 +128,7 @@ def test_crop_dataset_with_waveform_augmentation_is_reproducible():
 
 
 def test_speed_perturbation_adds_speakers():
-    task = SpeakerTask(tiny_params(speed_perturb=True), seed=0)
+    task = SpeakerTask(tiny_params(speed_perturb=True), seed=0, model=TINY_MODEL)
     ds = task.build_datasets()
     assert task.n_classes == 18 and len(ds["train"]) == 36
     labels = {ds["train"][i][1] for i in range(len(ds["train"]))}
@@ -135,13 +136,14 @@ def test_speed_perturbation_adds_speakers():
 
 
 def test_init_checkpoint_for_large_margin_finetuning(tmp_path):
-    task = SpeakerTask(tiny_params(), seed=0)
+    task = SpeakerTask(tiny_params(), seed=0, model=TINY_MODEL)
     task.build_datasets()
     trained = task.build_model()
     torch.save(
         {"weights": trained.state_dict(), "epoch": 3}, tmp_path / "best.ckpt"
     )  # engine best.ckpt layout
-    lm = SpeakerTask(tiny_params(margin=0.5, crop_seconds=0.5, init_checkpoint=str(tmp_path / "best.ckpt")))
+    lm_params = tiny_params(margin=0.5, crop_seconds=0.5, init_checkpoint=str(tmp_path / "best.ckpt"))
+    lm = SpeakerTask(lm_params, model=TINY_MODEL)
     lm.build_datasets()
     model = lm.build_model()
     for k, v in trained.embedding.state_dict().items():
@@ -154,8 +156,7 @@ def test_task_rejects_other_sample_rates_when_asked(tmp_path):
     for s in range(3):
         (tmp_path / f"s{s}").mkdir()
         sf.write(tmp_path / f"s{s}" / "u.wav", 0.1 * rng.standard_normal(4000), 8000)
-    common = dict(source="folder", train=str(tmp_path), test=str(tmp_path), val_speakers=1, cohort_size=0,
-                  channels=16, mfa_channels=24, embed_dim=8, attention_channels=4, se_channels=4)  # fmt: skip
+    common = dict(source="folder", train=str(tmp_path), test=str(tmp_path), val_speakers=1, cohort_size=0)
     with pytest.raises(ValueError, match=r"u.wav: sample rate 8000 Hz, expected 16000 Hz"):
         SpeakerTask(SpeakerParams(resample=False, **common)).build_datasets()
     ds = SpeakerTask(SpeakerParams(**common)).build_datasets()  # resampled: 0.5 s at 8 kHz -> 8000 samples
@@ -167,7 +168,7 @@ def test_cohort_is_embedded_in_eval_mode_whatever_the_model_mode():
     # mean, AS-norm) must still use BatchNorm running statistics, and must not update them
     from sigattn.tasks.speaker.data import UtteranceDataset
 
-    task = SpeakerTask(tiny_params(), seed=0)
+    task = SpeakerTask(tiny_params(), seed=0, model=TINY_MODEL)
     ds = task.build_datasets()
     model = task.build_model()
     model.train()
@@ -199,7 +200,8 @@ def test_cohort_is_embedded_in_eval_mode_whatever_the_model_mode():
 def test_short_pad_pads_training_crops_with_silence():
     # short='pad' is documented as zeros at the end: the frames past a short clip are silence (constant
     # log-energy floor in every band with cmn off), not a repetition of the clip
-    task = SpeakerTask(tiny_params(synth_seconds=0.5, crop_seconds=1.0, short="pad", cmn=False), seed=0)
+    p = tiny_params(synth_seconds=0.5, crop_seconds=1.0, short="pad", cmn=False)
+    task = SpeakerTask(p, seed=0, model=TINY_MODEL)
     ds = task.build_datasets()
     feats, _ = ds["train"][0]
     assert feats.shape[0] == 80 and feats.shape[1] >= 90  # about 1 s of 10 ms frames

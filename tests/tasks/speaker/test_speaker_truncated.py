@@ -91,8 +91,7 @@ def test_speaker_task_passes_the_truncated_policy_to_its_loaders(tmp_path):
     sf.write(cut, 0.1 * rng.standard_normal(8000), 16000, subtype="PCM_16")
     _cut(cut, 44 + 8000)  # 4,000 of 8,000 frames remain
     common = dict(source="folder", train=str(tmp_path / "train"), test=str(tmp_path / "test"), val_speakers=1,
-                  cohort_size=0, channels=16, mfa_channels=24, embed_dim=8, attention_channels=4,
-                  se_channels=4)  # fmt: skip
+                  cohort_size=0)  # fmt: skip
     ds = SpeakerTask(SpeakerParams(**common)).build_datasets()
     with pytest.raises(ValueError, match=r"cut.wav: truncated: header declares 8000 frames \(0.500 s\)"):
         ds["test"][0]
