@@ -310,10 +310,11 @@ def _one_line(e: BaseException) -> str:
     """The message of a user error as one line. An error raised in a DataLoader worker arrives re-raised with
     the worker's traceback inside its message; its last line is the original message."""
     text = str(e).strip()
-    if "\n" in text:
+    if text.startswith("Caught ") and "\nOriginal Traceback" in text:
         last = text.splitlines()[-1].strip()
-        text = last.split(": ", 1)[1] if last.split(": ", 1)[0].endswith(type(e).__name__) else last
-    return text
+        return last.split(": ", 1)[1] if last.split(": ", 1)[0].endswith(type(e).__name__) else last
+    # a message that embeds another library's multi-line text (pandas, MNE): one line, nothing dropped
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
 def _console_logging() -> None:

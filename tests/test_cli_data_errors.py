@@ -53,6 +53,14 @@ def test_worker_error_message_is_cut_to_the_original_line():
     )
     assert _one_line(wrapped) == "a.wav: truncated: header declares 16000 frames"
     assert _one_line(DataError("b.csv: line 3: oops")) == "b.csv: line 3: oops"
+    # another library's multi-line text inside a message: joined, so the file name is kept
+    embedded = DataError(
+        "c.csv: could not parse the timestamps (time data '2020-13-01' doesn't match\n- passing"
+    )
+    assert (
+        _one_line(embedded)
+        == "c.csv: could not parse the timestamps (time data '2020-13-01' doesn't match - passing"
+    )
 
 
 @pytest.mark.slow

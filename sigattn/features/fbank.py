@@ -23,6 +23,7 @@ they are given. Features of a waveform in [-1, 1] equal those of the int16-scale
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 import importlib
 import inspect
@@ -50,8 +51,12 @@ LANES_ENV = "SIGATTN_FBANK_LANES"  # "0" (or false/off/no) forces the block path
 # imported at the first dispatch, not with this module, and any failure to import or compile it switches this
 # process to the block path with one warning. Errors of the kind a compiler or an API change raises count as
 # such failures; the block path then recomputes the whole call (every output element is rewritten).
+try:
+    from numba.core.errors import NumbaError as _NumbaError
+except ImportError:  # a Numba that moved it must not break importing sigattn.features
+    _NumbaError = RuntimeError
 _LANES_FAILURES = (ImportError, AttributeError, TypeError, NotImplementedError, RuntimeError, LookupError,
-                   numba.core.errors.NumbaError)  # fmt: skip
+                   _NumbaError)  # fmt: skip
 _lanes_state: dict = {"module": None, "failed": None}
 
 
@@ -517,7 +522,12 @@ def _run_lanes(flat, starts, lens, frames, first_offset, shift, size, padded, no
     # the calling thread takes the first part itself (one thread hand-off fewer)
     pool = thread_pool(numba.get_num_threads())  # the size the FIR kernels use (one pool, never rebuilt)
     futures = [pool.submit(run, part) for part in parts[1:]]
-    total = run(parts[0])
+    try:
+        total = run(parts[0])
+    finally:
+        # every part has stopped writing into `out` before this returns or raises (a fallback to the block path
+        # must not race with a pool thread still running the kernel)
+        concurrent.futures.wait(futures)
     return total + sum(f.result() for f in futures)
 
 

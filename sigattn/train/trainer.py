@@ -101,6 +101,17 @@ def newest_valid_checkpoint(
             break
     else:
         if (p / "config.yaml").is_file():
+            # only a run that never got further than its config: a finished run whose step checkpoints were
+            # deleted (best.ckpt, metrics.json or epoch rows remain) is never restarted over its results
+            kept = [q.name for q in (*p.glob("checkpoints/*.ckpt"), p / "metrics.json") if q.is_file()]
+            epochs = p / "epochs.csv"
+            if epochs.is_file() and len(epochs.read_text(errors="replace").strip().splitlines()) > 1:
+                kept.append("epochs.csv rows")
+            if kept:
+                raise ck.CheckpointError(
+                    f"run folder {str(p)!r} has no step checkpoint to resume from but holds results "
+                    f"({', '.join(sorted(kept))}); it is left as it is: start a new run in another folder"
+                )
             return None, None, []
         return find_resume_checkpoint(p), None, []  # raises, naming the path
     damaged: list[tuple[Path, ck.CheckpointError]] = []
@@ -329,7 +340,9 @@ class Trainer:
         """Restarting a run with another recipe than its config.yaml: keep the old one as config.yaml.old."""
         new = yaml.safe_dump(to_dict(self.cfg), sort_keys=False)
         if stored.is_file() and stored.read_text(errors="replace") != new:
-            old = stored.with_name("config.yaml.old")
+            old, i = stored.with_name("config.yaml.old"), 1
+            while old.exists():  # an earlier restart's copy is kept too
+                old, i = stored.with_name(f"config.yaml.old-{i}"), i + 1
             stored.replace(old)
             _say(f"the recipe differs from the stored {stored}; the old one is kept as {old}")
 

@@ -129,3 +129,32 @@ def test_features_import_without_the_kernel_and_fall_back_when_it_cannot_import(
     assert first == "not-imported"
     assert second.startswith("(23, 80) 1 "), r.stdout
     assert "lanes kernel is unavailable" in second and "ModuleNotFoundError" in second
+
+
+def test_fallback_waits_for_every_thread_of_the_failed_run(monkeypatch, fresh_state):
+    # the calling thread's part fails at once while a pool thread is still running its part: the fallback
+    # must not start until that thread stopped writing into the output (else its writes land in the result)
+    if numba.get_num_threads() < 2:
+        pytest.skip("needs at least 2 Numba threads (NUMBA_NUM_THREADS=1 here)")
+    import threading
+    import time
+
+    x = _signal(16000 * 8)
+    monkeypatch.setenv(fb.LANES_ENV, "0")
+    want = fbank(x)
+    monkeypatch.delenv(fb.LANES_ENV)
+    main = threading.get_ident()
+
+    class SlowBrokenKernel:
+        @staticmethod
+        def fbank_groups(*args, **kwargs):
+            if threading.get_ident() == main:
+                raise numba.core.errors.TypingError("simulated")
+            time.sleep(0.5)
+            args[28][:] = 12345.0  # flat_out: what a still-running part would write
+            return 0.0
+
+    fresh_state["module"] = SlowBrokenKernel
+    with pytest.warns(RuntimeWarning, match="lanes kernel is unavailable"):
+        got = fbank(x)
+    np.testing.assert_array_equal(got, want)

@@ -197,3 +197,28 @@ def test_restart_with_another_recipe_keeps_the_old_config(tmp_path, capsys, monk
     )
     assert (run / "config.yaml.old").read_text() == stored
     assert yaml.safe_load((run / "config.yaml").read_text())["optim"]["lr"] == 0.05
+
+
+def test_resume_never_restarts_a_finished_run_whose_step_checkpoints_were_deleted(tmp_path, capsys):
+    # a finished run, step checkpoints removed to save disk: best.ckpt, metrics.json and epochs.csv remain;
+    # --resume must not take it for a run killed before its first checkpoint and train over its results
+    raw = toy_raw(tmp_path, epochs=1, run_name="done")
+    path = recipe_file(raw, tmp_path / "toy.yaml")
+    assert main(["train", str(path)]) == 0
+    run = tmp_path / "toy" / "done"
+    for c in (run / "checkpoints").glob("step-*.ckpt"):
+        c.unlink()
+    before = {
+        p.name: p.read_bytes()
+        for p in [run / "metrics.json", run / "epochs.csv", run / "checkpoints" / "best.ckpt"]
+    }
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run), "trainer.epochs=1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"sigattn train: error: run folder {str(run)!r} has no step checkpoint to resume from but holds results "
+        "(best.ckpt, epochs.csv rows, metrics.json); it is left as it is: start a new run in another folder"
+    )
+    assert {
+        p: (run / ("checkpoints/" if p == "best.ckpt" else "") / p).read_bytes() for p in before
+    } == before

@@ -40,7 +40,9 @@ def wav_declared_frames(path: str | Path) -> int | None:
                 block_align = int.from_bytes(body[12:14], "little")
                 f.seek(size - len(body) + (size & 1), 1)
             elif cid == b"data":
-                if not block_align or size in (0, 0xFFFFFFFF):
+                # sizes a streaming writer leaves when it cannot seek back: 0, 0xFFFFFFFF, and SoX's
+                # 0x7FFFF000 (e.g. `sox ... -t wav - > f.wav`, common in Kaldi-style data preparation)
+                if not block_align or size in (0, 0xFFFFFFFF, 0x7FFFF000):
                     return None
                 return size // block_align
             else:
