@@ -4,9 +4,12 @@
 "speaker" section of docs/benchmarks.md.
 
 Training step = forward + AAM-softmax loss + backward + Adam step on a batch of 2 s crops (200 fbank frames).
-sigattn's paper-layout ECAPA (C=1024, MFA 1536: 14,657,088 parameters) is timed against SpeechBrain's
+sigattn's paper-layout ECAPA (C=1024, MFA 1536: 14,657,088 parameters), built from the ``model:`` section of
+recipes/speaker_verification/ecapa_c1024_voxceleb2.yaml as training builds it (``--attention eca`` is that
+recipe with ``model.attention=eca``), is timed against SpeechBrain's
 ``ECAPA_TDNN(channels=[1024]*4 + [1536])`` (14,660,416: the same size with SpeechBrain's extra BNs), and
-sigattn's SpeechBrain layout against SpeechBrain itself, interleaved in one process on the same inputs.
+sigattn's SpeechBrain layout (``model: {name: speechbrain, channels: [1024, 1024, 1024, 1024, 1536]}``)
+against SpeechBrain itself, interleaved in one process on the same inputs.
 On CUDA, sigattn also runs with bf16 autocast and ``torch.compile``. Real-time factor = wall time of
 ``sigattn.tasks.speaker.embed`` (fbank + network, batch of 1) / audio duration.
 """
@@ -25,10 +28,21 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._report import add_write_flag, machine, markdown_table, publish  # noqa: E402
-from sigattn.models.ecapa import ECAPATDNN  # noqa: E402
-from sigattn.models.ecapa_speechbrain import SpeechBrainECAPA  # noqa: E402
 from sigattn.tasks.speaker.inference import embed  # noqa: E402
 from sigattn.tasks.speaker.loss import AAMSoftmax  # noqa: E402
+from sigattn.tasks.speaker.task import SpeakerTask  # noqa: E402
+from sigattn.train.config import load_recipe  # noqa: E402
+
+RECIPE = (
+    Path(__file__).resolve().parents[1] / "recipes" / "speaker_verification" / "ecapa_c1024_voxceleb2.yaml"
+)
+
+
+def recipe_network(*overrides: str, model: dict | None = None) -> torch.nn.Module:
+    """The embedding network the C=1024 VoxCeleb2 recipe trains, with ``model.<key>=value`` overrides (or
+    another ``model`` section)."""
+    r = load_recipe(RECIPE, list(overrides))
+    return SpeakerTask(r.params, model=model or r.model).build_embedding()
 
 
 class SBWrap(torch.nn.Module):
@@ -90,6 +104,11 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 3; 2 with --quick)")
     ap.add_argument("--reps", type=int, default=None, help="steps per round (default 3; 1 with --quick)")
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    ap.add_argument(
+        "--attention",
+        default="se",
+        help="sigattn ECAPA's block attention: se (default), eca, cbam, none, ...",
+    )
     return add_write_flag(ap)
 
 
@@ -105,22 +124,23 @@ def main(argv: list[str] | None = None) -> str:
     y = torch.randint(0, 1000, (batch,), device=device)
 
     paper = [1024] * 4 + [1536]
+    attn = f"model.attention={args.attention}"
+    ours = "sigattn ECAPATDNN C=1024" + ("" if args.attention == "se" else f", attention {args.attention}")
+    sb_layout = {"name": "speechbrain", "channels": paper}
     contenders = {
-        "sigattn ECAPATDNN C=1024": make_step(ECAPATDNN(channels=1024), device),
+        ours: make_step(recipe_network(attn), device),
         "SpeechBrain ECAPA_TDNN [1024]x4+1536": make_step(SBWrap(paper), device),
-        "sigattn SpeechBrainECAPA [1024]x4+1536": make_step(SpeechBrainECAPA(80, channels=paper), device),
+        "sigattn SpeechBrainECAPA [1024]x4+1536": make_step(recipe_network(model=sb_layout), device),
     }
     if device.type == "cuda":
-        contenders["sigattn ECAPATDNN C=1024, bf16 + compile"] = make_step(
-            ECAPATDNN(channels=1024), device, True, True
-        )
+        contenders[f"{ours}, bf16 + compile"] = make_step(recipe_network(attn), device, True, True)
         contenders["SpeechBrain ECAPA_TDNN, bf16"] = make_step(SBWrap(paper), device, True)
     rates = time_steps(contenders, x, y, warmup, reps, rounds)
     base = rates["SpeechBrain ECAPA_TDNN [1024]x4+1536"]
     rows = [[k, round(v, 3), round(v * batch, 1), f"{v / base:.2f}x"] for k, v in rates.items()]
 
     # embedding real-time factor, C=1024, eval mode, one utterance at a time
-    net = ECAPATDNN(channels=1024).eval().to(device)
+    net = recipe_network(attn).eval().to(device)
     secs = 5.0 if args.quick else 20.0
     wave = (0.1 * np.random.default_rng(0).standard_normal(int(secs * 16000))).astype(np.float32)
     embed(net, wave)
@@ -140,7 +160,7 @@ def main(argv: list[str] | None = None) -> str:
         "",
         markdown_table(["model", "steps/s", "crops/s", "vs SpeechBrain"], rows),
         "",
-        f"Embedding extraction (sigattn ECAPATDNN C=1024, fbank included, {secs:.0f} s utterance, batch 1): "
+        f"Embedding extraction ({ours}, fbank included, {secs:.0f} s utterance, batch 1): "
         f"real-time factor **{rtf:.4f}** ({1 / rtf:.0f}x faster than real time). WeSpeaker's ONNX Runtime "
         "figure for C=1024 is 0.0417 on one Xeon 8160 thread (reference sheet, section 11; other machine).",
         "",
