@@ -50,12 +50,10 @@ PATCHTST_QUICK = {"d_model": 64, "n_heads": 4, "n_layers": 1, "d_ff": 128, "drop
 def train_eval(dataset: str, model: str, strategy: str, horizon: int, epochs: int, lr: float, patience: int = 3,
                seed: int = 2021, size: dict | None = None) -> dict:  # fmt: skip
     """Train one configuration with the TSLib recipe and return test metrics and throughput."""
-    n_clusters = 3
-    params = ForecastParams(
-        data=FILES[dataset], seq_len=96, pred_len=horizon, model=model, channel_strategy=strategy,
-        n_clusters=n_clusters, beta=0.3, **(size or {}),
-    )  # fmt: skip
-    task = ForecastTask(params, seed=seed)
+    params = ForecastParams(data=FILES[dataset], seq_len=96, pred_len=horizon, beta=0.3)
+    # the recipe's model section: model.name, model.channel_strategy, K = 3 clusters, the size settings
+    spec = {"name": model, "channel_strategy": strategy, "n_clusters": 3, **(size or {})}
+    task = ForecastTask(params, seed=seed, model=spec)
     ds = task.build_datasets()
     torch.manual_seed(seed)
     net = task.build_model()

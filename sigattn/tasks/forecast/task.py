@@ -1,5 +1,10 @@
 """The forecasting ``Task``: TSLib-protocol data, a model with a ``channel_strategy`` switch, CCM loss.
 
+A recipe's ``params`` hold the data, protocol and loss settings; its ``model`` section names a model of
+:mod:`sigattn.models.forecasting` (``model.name``: dlinear, patchtst, tsmixer, itransformer) and sets its
+constructor's arguments (``model.channel_strategy``, ``model.n_clusters``, ``model.d_model``...), checked
+against that constructor. The data decide ``seq_len``, ``pred_len`` and ``n_channels``.
+
 Protocol (Time-Series-Library, with its known pitfalls fixed): ETT 12/4/4 months (15-minute variant x4),
 other data 70/10/20 by time; a z-score scaler fit on the training rows only; lookback 96; every validation
 and test window is evaluated (no ``drop_last``); MSE/MAE on the normalised scale (the literature's numbers)
@@ -10,6 +15,7 @@ Loss: ``MSE + beta * L_C`` where ``L_C`` is the CCM cluster loss (``ccm`` only; 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +27,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Subset
 
+from sigattn.models.forecasting.base import STRATEGIES
+from sigattn.models.registry import ModelSpec, create_model, model_options, model_spec
 from sigattn.tasks.forecast.data import (
     IRREGULAR_MODES,
     SeriesFrame,
@@ -43,11 +51,15 @@ __all__ = ["ForecastParams", "ForecastTask", "ci_linear_baseline"]
 
 log = logging.getLogger(__name__)
 FEATURES = ("M", "S", "MS")
+# ForecastParams fields of recipes written before the model section, now model.<same name>
+_MOVED_TO_MODEL = ("channel_strategy", "n_clusters", "revin", "kernel_size", "patch_len", "stride", "d_model",
+                   "n_heads", "n_layers", "d_ff", "n_blocks", "dropout", "ccm_d_model", "ccm_temperature")  # fmt: skip
 
 
 @dataclass
 class ForecastParams:
-    """The ``params`` section of a forecasting recipe.
+    """The ``params`` section of a forecasting recipe: data, protocol and loss settings (the model's settings
+    live in the recipe's ``model`` section; see :class:`ForecastTask`).
 
     Attributes:
         data: CSV path, ``data:<path under the shared data folder>``, or ``synthetic``.
@@ -59,12 +71,13 @@ class ForecastParams:
         irregular: ``error`` (gaps in the timestamps' spacing are an error: the splits count rows, so ETT
             months would land on wrong dates) or ``allow`` (accepted, the number of gaps logged).
         seq_len: lookback ``L``; pred_len: horizon ``H``.
-        model: ``dlinear``, ``patchtst``, ``tsmixer`` or ``itransformer``; channel_strategy: ``ci``, ``cd`` or ``ccm``.
-        n_clusters: ``K``; beta: weight of the cluster loss.
-        revin: instance normalisation (``null`` = the model's default).
+        beta: weight of the CCM cluster loss (``MSE + beta * L_C``; used by ``model.channel_strategy=ccm``).
         train_stride: use every n-th training window (a CPU shortcut; validation/test always use all).
         ci_baseline: also fit the least-squares channel-independent linear model (the optimum of DLinear-CI)
             and report its test MSE as ``ci_linear_mse``.
+        plot_channels: channels drawn in the forecast plot.
+        synthetic_*: the synthetic series (``data: synthetic``): groups, channels per group, length, noise,
+            seed.
     """
 
     data: str = "synthetic"
@@ -75,22 +88,7 @@ class ForecastParams:
     irregular: str = "error"
     seq_len: int = 96
     pred_len: int = 96
-    model: str = "dlinear"
-    channel_strategy: str = "ci"
-    n_clusters: int = 3
     beta: float = 0.3
-    revin: bool | None = None
-    kernel_size: int = 25
-    patch_len: int = 16
-    stride: int = 8
-    d_model: int = 128
-    n_heads: int = 8
-    n_layers: int = 3
-    d_ff: int = 256
-    n_blocks: int = 2
-    dropout: float = 0.2
-    ccm_d_model: int = 64
-    ccm_temperature: float = 0.1
     train_stride: int = 1
     ci_baseline: bool = False
     plot_channels: int = 3
@@ -127,15 +125,24 @@ class ForecastTask:
     """Multivariate forecasting with CI / CD / CCM models (see the module docstring for the protocol).
 
     Args:
-        params: the recipe's ``params`` (:class:`ForecastParams`).
+        params: the recipe's ``params`` (:class:`ForecastParams`): data, protocol and loss settings.
         seed: model initialisation seed.
         frame: optional in-memory series used instead of ``params.data``: a
             :class:`~sigattn.tasks.forecast.data.SeriesFrame` (e.g. from ``from_long``) or a wide DataFrame.
+        model: the recipe's ``model`` section: ``{"name": <model>, **constructor arguments}`` or a
+            :class:`~sigattn.models.registry.ModelSpec`; ``None`` is DLinear with its defaults (CI). Checked
+            against the constructor (an unknown key names the nearest valid one); ``seq_len``, ``pred_len``
+            and ``n_channels`` come from the params and the data.
 
     Example:
-        >>> task = ForecastTask(ForecastParams(synthetic_length=600, seq_len=24, pred_len=8))
+        >>> task = ForecastTask(
+        ...     ForecastParams(synthetic_length=600, seq_len=24, pred_len=8),
+        ...     model={"name": "dlinear", "channel_strategy": "ccm", "n_clusters": 3},
+        ... )
         >>> tuple(len(task.build_datasets()[s]) for s in ("train", "val", "test"))
         (389, 53, 113)
+        >>> task.model_option("channel_strategy"), task.model_option("kernel_size")
+        ('ccm', 25)
     """
 
     name: ClassVar[str] = "forecast"
@@ -143,12 +150,30 @@ class ForecastTask:
     monitor: ClassVar[str] = "mse"
     monitor_mode: ClassVar[str] = "min"
 
-    def __init__(self, params: ForecastParams | None = None, *, seed: int = 0, frame: Any = None) -> None:
+    # the recipe's model section: model.name and the constructor's arguments but those the data decide
+    model_domain: ClassVar[str] = "forecast"
+    default_model: ClassVar[str] = "dlinear"
+    model_inputs: ClassVar[tuple[str, ...]] = ("seq_len", "pred_len", "n_channels")
+    # params.<old key> of recipes written before the model section -> model.<key>
+    moved_to_model: ClassVar[dict[str, str]] = {"model": "name", **{k: k for k in _MOVED_TO_MODEL}}
+
+    def __init__(
+        self,
+        params: ForecastParams | None = None,
+        *,
+        seed: int = 0,
+        frame: Any = None,
+        model: ModelSpec | dict | None = None,
+    ) -> None:
         self.params = params if params is not None else ForecastParams()
         self.seed = seed
+        self.model = model_spec(self.model_domain, model, self.default_model, self.model_inputs)
         # In-memory data instead of params.data: a SeriesFrame or a wide pandas DataFrame (``date`` column or
         # DatetimeIndex); convert long frames with ``from_long`` first.
         self.frame = frame
+        strategy = self.model_option("channel_strategy")
+        if strategy not in STRATEGIES:
+            raise ValueError(f"model.channel_strategy must be one of {STRATEGIES}, got {strategy!r}")
         p = self.params
         if p.features not in FEATURES:
             raise ValueError(f"params.features must be one of {FEATURES}, got {p.features!r}")
@@ -164,10 +189,25 @@ class ForecastTask:
         self.labels: np.ndarray | None = None
         self.scaler: StandardScaler | None = None
 
+    def model_option(self, key: str) -> Any:
+        """The model's constructor argument ``key``: the recipe's ``model.<key>``, else the constructor's
+        default (e.g. ``channel_strategy`` is ``"ci"`` for DLinear, ``"cd"`` for iTransformer)."""
+        if key in self.model.kwargs:
+            return self.model.kwargs[key]
+        options = model_options(self.model_domain, self.model.name, self.model_inputs)
+        for f in dataclasses.fields(options):
+            if f.name == key:
+                if f.default is not dataclasses.MISSING:
+                    return f.default
+                if f.default_factory is not dataclasses.MISSING:
+                    return f.default_factory()
+                break
+        raise KeyError(f"model {self.model.name!r} has no default for {key!r}")
+
     @property
     def ddp_find_unused_parameters(self) -> bool:
         """Under DDP, CCM leaves parameters without gradient (``W_Q, W_K, W_V`` unless ``refine``)."""
-        return self.params.channel_strategy == "ccm"
+        return self.model_option("channel_strategy") == "ccm"
 
     # ---------------------------------------------------------------- data
     @property
@@ -282,40 +322,17 @@ class ForecastTask:
 
     # ---------------------------------------------------------------- model
     def build_model(self) -> nn.Module:
-        from sigattn.models.forecasting import create_forecaster
-
-        self.build_datasets()
+        self.build_datasets()  # n_channels comes from the data (built once, then cached)
         p = self.params
-        kw: dict[str, Any] = dict(
-            channel_strategy=p.channel_strategy,
-            n_channels=self.n_channels,
-            n_clusters=p.n_clusters,
-            ccm_d_model=p.ccm_d_model,
-            ccm_temperature=p.ccm_temperature,
-        )
-        if p.revin is not None:
-            kw["revin"] = p.revin
-        name = p.model.lower()
-        if name == "dlinear":
-            kw.update(kernel_size=p.kernel_size)
-        elif name == "patchtst":
-            kw.update(
-                patch_len=p.patch_len,
-                stride=p.stride,
-                d_model=p.d_model,
-                n_heads=p.n_heads,
-                n_layers=p.n_layers,
-                d_ff=p.d_ff,
-                dropout=p.dropout,
-            )
-        elif name == "itransformer":
-            kw.update(
-                d_model=p.d_model, n_heads=p.n_heads, n_layers=p.n_layers, d_ff=p.d_ff, dropout=p.dropout
-            )
-        elif name == "tsmixer":
-            kw.update(n_blocks=p.n_blocks, d_ff=p.d_ff, dropout=p.dropout)
         torch.manual_seed(self.seed)
-        return create_forecaster(name, p.seq_len, p.pred_len, **kw)
+        return create_model(
+            self.model_domain,
+            self.model.name,
+            seq_len=p.seq_len,
+            pred_len=p.pred_len,
+            n_channels=self.n_channels,
+            **self.model.kwargs,
+        )
 
     def _run(self, model: nn.Module, batch: dict):
         y_hat, aux = model(batch["x"], return_aux=True)
@@ -371,7 +388,8 @@ class ForecastTask:
 
         * clusters recovered (test ARI >= 0.9): only where the ARI was computed, i.e. data with known channel
           groups (synthetic) and a CCM model;
-        * CCM beats the best CI linear model on test MSE: only for a CCM model with ``params.ci_baseline``.
+        * CCM beats the best CI linear model on test MSE: only for a CCM model (``model.channel_strategy``)
+          with ``params.ci_baseline``.
         """
 
         def get(name: str) -> float | None:
@@ -384,6 +402,6 @@ class ForecastTask:
         checks: dict[str, bool] = {}
         if ari is not None:
             checks["clusters recovered: ARI >= 0.9"] = ari >= 0.9
-        if self.params.channel_strategy == "ccm" and mse is not None and ci is not None:
+        if self.model_option("channel_strategy") == "ccm" and mse is not None and ci is not None:
             checks["CCM beats the best CI linear model on test MSE"] = mse < ci
         return checks

@@ -32,9 +32,9 @@ def _csv(tmp_path, n=400, shift_after=None, name="toy.csv"):
     return p, df
 
 
-def _task(path, **kw):
-    kw = {"seq_len": 24, "pred_len": 8, "model": "dlinear", **kw}
-    return ForecastTask(ForecastParams(data=str(path), **kw))
+def _task(path, model=None, **kw):
+    kw = {"seq_len": 24, "pred_len": 8, **kw}
+    return ForecastTask(ForecastParams(data=str(path), **kw), model=model or {"name": "dlinear"})
 
 
 def test_scaler_fit_on_train_rows_only(tmp_path):
@@ -62,13 +62,8 @@ def test_no_dropped_test_windows_through_the_engine(tmp_path):
     # custom split: train 280, test int(80) = 80 rows (+24 lookback) -> 104 - 24 - 8 + 1 = 73 windows.
     raw = {
         "task": "forecast",
-        "params": {
-            "data": str(path),
-            "seq_len": 24,
-            "pred_len": 8,
-            "channel_strategy": "ccm",
-            "n_clusters": 2,
-        },
+        "params": {"data": str(path), "seq_len": 24, "pred_len": 8},
+        "model": {"name": "dlinear", "channel_strategy": "ccm", "n_clusters": 2},
         "trainer": {
             "epochs": 1,
             "max_steps": 2,
@@ -89,7 +84,7 @@ def test_no_dropped_test_windows_through_the_engine(tmp_path):
 @pytest.mark.parametrize("features,c_in,c_out", [("M", 3, 3), ("S", 1, 1), ("MS", 3, 1)])
 def test_feature_settings(tmp_path, features, c_in, c_out):
     path, _ = _csv(tmp_path)
-    task = _task(path, features=features, channel_strategy="ccm", n_clusters=2)
+    task = _task(path, features=features, model={"channel_strategy": "ccm", "n_clusters": 2})
     ds = task.build_datasets()
     x, y, _ = ds["train"][0]
     assert x.shape == (c_in, 24) and y.shape == (c_out, 8)
@@ -136,7 +131,9 @@ def test_ci_linear_baseline_is_least_squares_optimum():
 
 
 def test_synthetic_ari_metric_and_demo_checks():
-    task = ForecastTask(ForecastParams(synthetic_length=600, seq_len=24, pred_len=8, channel_strategy="ccm"))
+    task = ForecastTask(
+        ForecastParams(synthetic_length=600, seq_len=24, pred_len=8), model={"channel_strategy": "ccm"}
+    )
     task.build_datasets()
     labels = task.labels
     assign = torch.nn.functional.one_hot(torch.from_numpy((labels + 1) % 3), 3).float()[None].repeat(4, 1, 1)
@@ -156,7 +153,9 @@ def test_synthetic_ari_metric_and_demo_checks():
 
 def test_plots_written(tmp_path, monkeypatch):
     monkeypatch.setenv("MPLBACKEND", "Agg")
-    task = ForecastTask(ForecastParams(synthetic_length=600, seq_len=24, pred_len=8, channel_strategy="ccm"))
+    task = ForecastTask(
+        ForecastParams(synthetic_length=600, seq_len=24, pred_len=8), model={"channel_strategy": "ccm"}
+    )
     ds = task.build_datasets()
     model = task.build_model().eval()
     batch = next(iter(DataLoader(ds["test"], batch_size=len(ds["test"]), collate_fn=task.collate)))
@@ -293,13 +292,8 @@ def test_real_data_report_shows_only_checks_that_apply(tmp_path):
     path, _ = _csv(tmp_path, n=400)
     raw = {
         "task": "forecast",
-        "params": {
-            "data": str(path),
-            "seq_len": 24,
-            "pred_len": 8,
-            "channel_strategy": "ccm",
-            "n_clusters": 2,
-        },
+        "params": {"data": str(path), "seq_len": 24, "pred_len": 8},
+        "model": {"name": "dlinear", "channel_strategy": "ccm", "n_clusters": 2},
         "trainer": {
             "epochs": 1,
             "max_steps": 1,
@@ -324,5 +318,5 @@ def test_real_data_report_shows_only_checks_that_apply(tmp_path):
     assert task.demo_checks({"test/mse": 0.3, "test/ci_linear_mse": 0.4}) == {
         "CCM beats the best CI linear model on test MSE": True
     }
-    ci = ForecastTask(ForecastParams(data=str(path), channel_strategy="ci"))
+    ci = ForecastTask(ForecastParams(data=str(path)), model={"channel_strategy": "ci"})
     assert ci.demo_checks({"test/mse": 0.3, "test/ci_linear_mse": 0.4}) == {}
