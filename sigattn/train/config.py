@@ -415,7 +415,8 @@ def _model_spec(task_cls: type, task: str, params: Any, section: Any, source: st
 
     A task with models declares ``model_domain`` (a domain of :mod:`sigattn.models.registry`), ``default_model``
     and ``model_inputs`` (constructor arguments its data decides: not recipe keys). Keys of older recipes that
-    now belong here (the task's ``moved_to_model``: ``params.<old>`` -> ``model.<new>``) are carried over with
+    now belong here (the task's ``moved_to_model``: ``params.<old>`` -> ``model.<new>``; ``"**"`` as ``<new>``:
+    ``params.<old>`` was a mapping of constructor arguments, each key ``k`` -> ``model.k``) are carried over with
     one warning. ``params`` (the raw mapping) loses those keys.
     """
     import warnings
@@ -439,13 +440,20 @@ def _model_spec(task_cls: type, task: str, params: Any, section: Any, source: st
             if old not in params:
                 continue
             value = params.pop(old)
-            if new in section and section[new] != value:
-                raise ConfigError(
-                    f"{where}params.{old}={_short(value)} and model.{new}={_short(section[new])} disagree; "
-                    f"params.{old} is an old spelling of model.{new}: keep only model.{new}"
-                )
-            section[new] = value
-            carried.append(f"params.{old} -> model.{new}")
+            if new == "**":  # a mapping of constructor arguments (e.g. EEG's params.model_kwargs)
+                if not isinstance(value, dict):
+                    raise ConfigError(f"{where}params.{old} must be a mapping, got {type(value).__name__}")
+                moved = {f"{old}.{k}": (k, v) for k, v in value.items()}
+            else:
+                moved = {old: (new, value)}
+            for old_key, (key, v) in moved.items():
+                if key in section and section[key] != v:
+                    raise ConfigError(
+                        f"{where}params.{old_key}={_short(v)} and model.{key}={_short(section[key])} disagree; "
+                        f"params.{old_key} is an old spelling of model.{key}: keep only model.{key}"
+                    )
+                section[key] = v
+                carried.append(f"params.{old_key} -> model.{key}")
     if carried:
         warnings.warn(
             f"{where}{', '.join(carried)}: model settings belong in the recipe's 'model' section now; "

@@ -115,6 +115,23 @@ def test_old_params_keys_are_carried_with_one_warning():
         recipe_from_dict({"task": "toy", "params": {"hidden": 4}, "model": {"hidden": 8}})
 
 
+def test_an_old_mapping_of_constructor_arguments_is_spread_into_the_model_section(monkeypatch):
+    """``moved_to_model = {"<old>": "**"}``: params.<old> was a dict of constructor arguments (EEG's
+    params.model_kwargs); each key moves to model.<key> with the one warning, and is checked as such."""
+    monkeypatch.setattr(ToyTask, "moved_to_model", {"net": "**"})
+    with pytest.warns(
+        FutureWarning, match=r"params.net.hidden -> model.hidden, params.net.dropout -> model.dropout"
+    ):
+        r = recipe_from_dict({"task": "toy", "params": {"net": {"hidden": 4, "dropout": 0.1}}})
+    assert r.model == ModelSpec("toynet", {"hidden": 4, "dropout": 0.1})
+    with pytest.raises(ConfigError, match=r"params.net.hidden=4 and model.hidden=8 disagree"):
+        recipe_from_dict({"task": "toy", "params": {"net": {"hidden": 4}}, "model": {"hidden": 8}})
+    with pytest.raises(ConfigError, match=r"params.net must be a mapping, got list"):
+        recipe_from_dict({"task": "toy", "params": {"net": [4]}})
+    with pytest.warns(FutureWarning), pytest.raises(ConfigError, match=r"unknown key 'model.hiden'"):
+        recipe_from_dict({"task": "toy", "params": {"net": {"hiden": 4}}})
+
+
 def test_model_section_is_stored_with_the_run_and_restored(tmp_path):
     raw = toy_raw(tmp_path, epochs=1, run_name="m")
     raw["model"] = {"name": "toynet", "hidden": 6, "attention": "eca"}
