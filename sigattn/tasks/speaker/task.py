@@ -100,9 +100,11 @@ class SpeakerTask:
     model_domain: ClassVar[str] = "speaker"
     default_model: ClassVar[str] = "ecapa"
     model_inputs: ClassVar[tuple[str, ...]] = ("in_channels", "input_size")
-    # Old params.<key> -> model.<key> (read with one FutureWarning). params.sb_channels was the SpeechBrain
-    # layout's channel list, its constructor's ``channels``; params.channels / mfa_channels / embed_dim named
-    # the paper layout's arguments (see docs/speaker.md for the SpeechBrain layout's lin_neurons).
+    # Old params.<key> -> model.<key> (read with one FutureWarning). One map serves both layouts, as the recipe
+    # reader carries keys before it knows the model: params.sb_channels (the SpeechBrain layout's widths) is
+    # its constructor's ``channels``; params.channels / mfa_channels / embed_dim were the paper layout's (with
+    # params.model: speechbrain, embed_dim - there lin_neurons - and mfa_channels are refused naming the valid
+    # keys, and an int channels by __init__ below).
     moved_to_model: ClassVar[dict[str, str]] = {
         "model": "name",
         "channels": "channels",
@@ -123,6 +125,12 @@ class SpeakerTask:
         params = params if params is not None else SpeakerParams()
         self.p, self.params, self.seed = params, params, seed
         spec = model_spec(self.model_domain, model, self.default_model, self.model_inputs)
+        if spec.name == "speechbrain" and isinstance(spec.kwargs.get("channels"), int):
+            raise ValueError(
+                f"model.channels of the speechbrain layout is its list of block widths (e.g. [1024, 1024, 1024, "
+                f"1024, 3072]), got {spec.kwargs['channels']}; an old params.channels (the paper layout's C) never "
+                "applied to this layout: remove it"
+            )
         self.model = ModelSpec(spec.name, self.model_defaults.get(spec.name, {}) | spec.kwargs)
         self.n_classes = 0
         self.n_feats = params.n_mels

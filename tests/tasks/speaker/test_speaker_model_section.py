@@ -118,6 +118,16 @@ def test_old_speechbrain_layout_spellings():
         recipe_from_dict({"task": "speaker", "params": {"model": "speechbrain", "embed_dim": 32}})
 
 
+def test_an_old_paper_layout_width_is_refused_for_the_speechbrain_layout():
+    # params.channels (the paper layout's C) never applied to the SpeechBrain layout: an int there is refused
+    with pytest.warns(FutureWarning):
+        r = recipe_from_dict({"task": "speaker", "params": {"model": "speechbrain", "channels": 512}})
+    with pytest.raises(
+        ValueError, match=r"model.channels of the speechbrain layout is its list of block widths"
+    ):
+        SpeakerTask(r.params, model=r.model)
+
+
 def test_speechbrain_layout_through_the_model_section():
     r = recipe_from_dict({"task": "speaker", "model": {"name": "speechbrain"}})
     assert n_params(embedding_of(r)) == 20_767_552  # SpeechBrain's spkrec-ecapa-voxceleb layout
