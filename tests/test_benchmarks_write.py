@@ -91,7 +91,7 @@ def _stub(name: str, mod, monkeypatch) -> list[str]:
         import torch
 
         rates = {"SpeechBrain ECAPA_TDNN [1024]x4+1536": 1.0, "sigattn ECAPATDNN C=1024": 2.0}
-        for cls in ("ECAPATDNN", "SpeechBrainECAPA", "SBWrap"):
+        for cls in ("recipe_network", "SBWrap"):
             monkeypatch.setattr(mod, cls, lambda *a, **k: torch.nn.Identity())
         monkeypatch.setattr(mod, "make_step", lambda *a, **k: None)
         monkeypatch.setattr(mod, "time_steps", lambda *a, **k: rates)
