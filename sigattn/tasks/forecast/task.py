@@ -76,8 +76,11 @@ class ForecastParams:
         ci_baseline: also fit the least-squares channel-independent linear model (the optimum of DLinear-CI)
             and report its test MSE as ``ci_linear_mse``.
         plot_channels: channels drawn in the forecast plot.
-        synthetic_*: the synthetic series (``data: synthetic``): groups, channels per group, length, noise,
-            seed.
+        synthetic_groups: latent channel groups of the synthetic series (``data: synthetic``).
+        synthetic_channels_per_group: channels per group.
+        synthetic_length: rows.
+        synthetic_noise: per-channel noise level.
+        synthetic_seed: seed of the synthetic series.
     """
 
     data: str = "synthetic"
