@@ -72,8 +72,8 @@ def block_attention_names() -> list[str]:
     """Names ``attention=`` accepts now: ``"none"`` and every registered re-weighting layer (plus aliases).
 
     Example:
-        >>> block_attention_names()[:4]
-        ['cbam', 'eca', 'none', 'se']
+        >>> ", ".join(block_attention_names()[:4])
+        'cbam, eca, none, se'
     """
     names = [k for k, cls in CHANNEL_ATTENTION.items() if not issubclass(cls, _NOT_BLOCK_ATTENTION)]
     names = sorted({"none", *names})

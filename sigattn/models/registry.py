@@ -12,8 +12,8 @@ argument is a recipe key with no further code.
 
 Example:
     >>> from sigattn.models.registry import create_model, model_names
-    >>> model_names("forecast")
-    ['dlinear', 'itransformer', 'patchtst', 'tsmixer']
+    >>> ", ".join(model_names("forecast"))
+    'dlinear, itransformer, patchtst, tsmixer'
     >>> create_model("forecast", "dlinear", seq_len=96, pred_len=24, channel_strategy="ci").channel_strategy
     'ci'
 """
