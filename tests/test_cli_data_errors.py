@@ -29,8 +29,8 @@ def _hourly_csv(path: Path, n: int, drop=()) -> Path:
 def _forecast_recipe(tmp_path: Path, data: Path) -> Path:
     recipe = tmp_path / "r.yaml"
     recipe.write_text(
-        f"task: forecast\nparams: {{data: {str(data)!r}, seq_len: 24, pred_len: 8, model: dlinear, "
-        "channel_strategy: ci}\ntrainer: {epochs: 1, batch_size: 16, device: cpu, amp: false}\n"
+        f"task: forecast\nparams: {{data: {str(data)!r}, seq_len: 24, pred_len: 8}}\n"
+        "model: {name: dlinear, channel_strategy: ci}\ntrainer: {epochs: 1, batch_size: 16, device: cpu, amp: false}\n"
     )
     return recipe
 

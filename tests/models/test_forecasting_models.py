@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from sigattn.models.forecasting import (
-    MODELS,
     STRATEGIES,
     DLinear,
     PatchTST,
@@ -15,6 +14,7 @@ from sigattn.models.forecasting import (
     create_forecaster,
     moving_average,
 )
+from sigattn.models.registry import model_names
 
 SMALL = {
     "dlinear": {},
@@ -46,7 +46,7 @@ def _model(name, strategy, n_channels=5, seq_len=48, pred_len=12, **kw):
     )
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("name", model_names("forecast"))
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_shapes_every_model_and_strategy(name, strategy):
     m = _model(name, strategy)
@@ -60,7 +60,7 @@ def test_shapes_every_model_and_strategy(name, strategy):
     (y.pow(2).mean() + aux.get("cluster_loss", 0)).backward()
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("name", model_names("forecast"))
 def test_ci_equals_each_channel_alone(name):
     m = _model(name, "ci").eval()
     x = torch.randn(4, 5, 48)
@@ -70,7 +70,7 @@ def test_ci_equals_each_channel_alone(name):
             torch.testing.assert_close(m(x[:, c : c + 1])[:, 0], y[:, c], atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("name", model_names("forecast"))
 def test_ccm_zero_shot_on_more_channels_and_cd_refuses(name):
     ccm = _model(name, "ccm", n_channels=4).eval()
     with torch.no_grad():

@@ -12,29 +12,24 @@ from sigattn.models.forecasting.itransformer import ITransformer
 from sigattn.models.forecasting.patchtst import PatchTST
 from sigattn.models.forecasting.tsmixer import TSMixer
 
-MODELS: dict[str, type[Forecaster]] = {
-    "dlinear": DLinear,
-    "itransformer": ITransformer,
-    "patchtst": PatchTST,
-    "tsmixer": TSMixer,
-}
-
 
 def create_forecaster(name: str, seq_len: int, pred_len: int, **kw) -> Forecaster:
-    """Build a forecasting model by name (``dlinear``, ``itransformer``, ``patchtst``, ``tsmixer``).
+    """Build a forecasting model by name: the ``forecast`` models of :mod:`sigattn.models.registry` (``dlinear``,
+    ``itransformer``, ``patchtst``, ``tsmixer``, and any registered there).
 
     Example:
         >>> create_forecaster("dlinear", 96, 24, channel_strategy="ccm", n_clusters=2).channel_strategy
         'ccm'
     """
-    key = name.lower()
-    if key not in MODELS:
-        raise ValueError(f"unknown forecasting model {name!r}; valid models: {', '.join(sorted(MODELS))}")
-    return MODELS[key](seq_len, pred_len, **kw)
+    from sigattn.models.registry import create_model, model_names
+
+    if not isinstance(name, str) or name.lower() not in model_names("forecast"):
+        valid = ", ".join(model_names("forecast"))
+        raise ValueError(f"unknown forecasting model {name!r}; valid models: {valid}")
+    return create_model("forecast", name, seq_len=seq_len, pred_len=pred_len, **kw)
 
 
 __all__ = [
-    "MODELS",
     "STRATEGIES",
     "ChannelMixing",
     "DLinear",
