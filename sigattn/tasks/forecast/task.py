@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Subset
 
+from sigattn.errors import DataError
 from sigattn.models.forecasting.base import STRATEGIES
 from sigattn.models.registry import ModelSpec, create_model, model_options, model_spec
 from sigattn.tasks.forecast.data import (
@@ -39,6 +40,7 @@ from sigattn.tasks.forecast.data import (
 )
 from sigattn.tasks.forecast.metrics import adjusted_rand_index, forecast_metrics
 from sigattn.tasks.forecast.splits import (
+    SPLIT_KINDS,
     StandardScaler,
     describe_split,
     infer_split_kind,
@@ -100,6 +102,21 @@ class ForecastParams:
     synthetic_length: int = 4000
     synthetic_noise: float = 0.3
     synthetic_seed: int = 0
+
+    def __post_init__(self) -> None:
+        # checked when the recipe is read (one line naming the key), not when the data are loaded
+        if self.features not in FEATURES:
+            raise ValueError(f"params.features must be one of {FEATURES}, got {self.features!r}")
+        if self.seq_len < 1 or self.pred_len < 1:
+            raise ValueError(
+                f"params.seq_len and params.pred_len must be >= 1, got {self.seq_len}, {self.pred_len}"
+            )
+        if self.train_stride < 1:
+            raise ValueError(f"params.train_stride must be >= 1, got {self.train_stride}")
+        if self.irregular not in IRREGULAR_MODES:
+            raise ValueError(f"params.irregular must be one of {IRREGULAR_MODES}, got {self.irregular!r}")
+        if self.split not in ("auto", *SPLIT_KINDS):
+            raise ValueError(f"params.split must be one of {('auto', *SPLIT_KINDS)}, got {self.split!r}")
 
 
 def ci_linear_baseline(train: WindowDataset, test: WindowDataset, ridge: float = 1e-3) -> float:
@@ -177,17 +194,6 @@ class ForecastTask:
         strategy = self.model_option("channel_strategy")
         if strategy not in STRATEGIES:
             raise ValueError(f"model.channel_strategy must be one of {STRATEGIES}, got {strategy!r}")
-        p = self.params
-        if p.features not in FEATURES:
-            raise ValueError(f"params.features must be one of {FEATURES}, got {p.features!r}")
-        if p.seq_len < 1 or p.pred_len < 1:
-            raise ValueError(
-                f"params.seq_len and params.pred_len must be >= 1, got {p.seq_len}, {p.pred_len}"
-            )
-        if p.train_stride < 1:
-            raise ValueError(f"params.train_stride must be >= 1, got {p.train_stride}")
-        if p.irregular not in IRREGULAR_MODES:
-            raise ValueError(f"params.irregular must be one of {IRREGULAR_MODES}, got {p.irregular!r}")
         self._datasets: dict[str, Any] | None = None
         self.labels: np.ndarray | None = None
         self.scaler: StandardScaler | None = None
@@ -266,17 +272,20 @@ class ForecastTask:
             if self.labels is not None:
                 self.labels = self.labels[[frame.columns.index(c) for c in moved.columns]]
             frame = moved
-        borders = split_borders(len(frame.values), p.seq_len, kind)
+        try:
+            borders = split_borders(len(frame.values), p.seq_len, kind)
+        except ValueError as e:  # the data are too short for the split or the lookback
+            raise DataError(f"{frame.source}: {e}") from None
         tr0, tr1 = borders["train"]
         if tr1 - tr0 < p.seq_len + p.pred_len:
-            raise ValueError(
+            raise DataError(
                 f"{frame.source}: lookback + horizon ({p.seq_len} + {p.pred_len}) is longer than the training "
                 f"split ({tr1 - tr0} rows)"
             )
         for split in ("val", "test"):
             a, b = borders[split]
             if n_windows(b - a, p.seq_len, p.pred_len) < 1:
-                raise ValueError(
+                raise DataError(
                     f"{frame.source}: the {split} split ({b - a} rows) has no window of {p.seq_len}+{p.pred_len}"
                 )
         if np.isnan(

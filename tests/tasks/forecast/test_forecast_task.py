@@ -320,3 +320,23 @@ def test_real_data_report_shows_only_checks_that_apply(tmp_path):
     }
     ci = ForecastTask(ForecastParams(data=str(path)), model={"channel_strategy": "ci"})
     assert ci.demo_checks({"test/mse": 0.3, "test/ci_linear_mse": 0.4}) == {}
+
+
+def test_bad_params_are_one_line_when_the_recipe_is_read(tmp_path, capsys):
+    from sigattn.cli import main
+
+    def run(*overrides):
+        recipe = tmp_path / "r.yaml"
+        recipe.write_text("task: forecast\nparams: {seq_len: 24, pred_len: 8}\ntrainer: {epochs: 1}\n")
+        rc = main(["train", str(recipe), *overrides, "--run-dir", str(tmp_path / "run")])
+        err = capsys.readouterr().err.strip()
+        assert rc == 2 and len(err.splitlines()) == 1, err
+        return err
+
+    assert "params.split must be one of ('auto', 'ett_hour', 'ett_minute', 'custom'), got 'ETT'" in run(
+        "params.split=ETT"
+    )
+    assert "params.features must be one of ('M', 'S', 'MS'), got 'X'" in run("params.features=X")
+    # a lookback longer than the data allow is a data error naming the data, found when they are loaded
+    err = run("params.seq_len=20000")
+    assert "synthetic" in err and "lookback seq_len=20000 is longer than the training split" in err
