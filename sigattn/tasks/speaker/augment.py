@@ -37,7 +37,7 @@ def mix_at_snr(wave: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray
 
 
 def _list_audio(folder: str | Path, what: str) -> list[str]:
-    from .data import AUDIO_EXTENSIONS
+    from .manifests import AUDIO_EXTENSIONS
 
     folder = Path(folder)
     if not folder.is_dir():
@@ -70,7 +70,7 @@ class AddNoise:
         self.snr_range, self.p, self.sample_rate = snr_range, p, sample_rate
 
     def _noise(self, k: int) -> np.ndarray:
-        from .data import load_audio
+        from .audio import load_audio
 
         s = self.sources[k]
         return load_audio(s, self.sample_rate) if isinstance(s, str) else np.asarray(s, dtype=np.float32)
@@ -98,7 +98,7 @@ class AddReverb:
     def __call__(self, wave: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         from scipy.signal import fftconvolve
 
-        from .data import load_audio
+        from .audio import load_audio
 
         if rng.random() >= self.p:
             return wave

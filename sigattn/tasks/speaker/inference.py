@@ -19,7 +19,8 @@ from torch import nn
 
 from sigattn.utils import unwrap
 
-from .data import check_min_seconds, extract_fbank, load_audio
+from .audio import load_audio
+from .data import check_min_seconds, extract_fbank
 
 __all__ = ["chunk_bounds", "embed", "embed_features", "embed_padded_batch", "export_onnx"]
 

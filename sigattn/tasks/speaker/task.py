@@ -31,19 +31,17 @@ from sigattn.errors import DataError
 from sigattn.models.registry import ModelSpec, create_model, model_class, model_spec
 from sigattn.utils import unwrap
 
-from .data import (
-    CropDataset,
-    FeatureCropDataset,
+from .data import CropDataset, FeatureCropDataset, UtteranceDataset
+from .inference import embed_padded_batch
+from .loss import margin_schedule
+from .manifests import (
     Item,
-    UtteranceDataset,
     all_pair_trials,
     manifest_from_csv,
     manifest_from_folder,
     manifest_from_kaldi,
     read_trials,
 )
-from .inference import embed_padded_batch
-from .loss import margin_schedule
 from .model import SpeakerModel
 from .params import SpeakerParams
 from .scoring import as_norm, cosine_scores, plot_det, plot_score_histogram, verification_metrics
@@ -289,7 +287,7 @@ class SpeakerTask:
 
     def _split_halves(self, items):
         """Single-utterance speakers: the two halves of each utterance become two validation utterances."""
-        from .data import load_audio
+        from .audio import load_audio
 
         out = []
         for src, s in items:
@@ -303,8 +301,8 @@ class SpeakerTask:
         return out
 
     def _speed_copies(self, sources, labels, n_spk):
+        from .audio import load_audio
         from .augment import speed_perturb
-        from .data import load_audio
 
         out_s, out_l = list(sources), list(labels)
         for k, factor in enumerate((0.9, 1.1), start=1):

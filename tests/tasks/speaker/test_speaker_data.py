@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from sigattn.tasks.speaker.data import (
+from sigattn.tasks.speaker.audio import load_audio
+from sigattn.tasks.speaker.data import crop_or_pad
+from sigattn.tasks.speaker.manifests import (
     all_pair_trials,
-    crop_or_pad,
-    load_audio,
     manifest_from_csv,
     manifest_from_folder,
     manifest_from_kaldi,

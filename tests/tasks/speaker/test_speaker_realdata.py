@@ -3,7 +3,9 @@
 import pytest
 
 from sigattn.data_paths import shared_data_dir
-from sigattn.tasks.speaker.data import all_pair_trials, extract_fbank, load_audio, manifest_from_folder
+from sigattn.tasks.speaker.audio import load_audio
+from sigattn.tasks.speaker.data import extract_fbank
+from sigattn.tasks.speaker.manifests import all_pair_trials, manifest_from_folder
 
 ROOT = shared_data_dir()
 pytestmark = [

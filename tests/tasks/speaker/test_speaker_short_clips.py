@@ -125,7 +125,8 @@ def test_long_clips_are_chunked_alike_in_evaluation_and_embed(tmp_path):
     want = embed(model, ds.sources, chunk_seconds=1.0)
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
     # independent expectation for the 2.6 s clip (258 frames): chunks [0, 100), [100, 200), [200, 258)
-    from sigattn.tasks.speaker.data import extract_fbank, load_audio
+    from sigattn.tasks.speaker.audio import load_audio
+    from sigattn.tasks.speaker.data import extract_fbank
     from sigattn.tasks.speaker.inference import embed_features
 
     f = extract_fbank(load_audio(ds.sources[1]))

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from sigattn.tasks.speaker.data import load_audio
+from sigattn.tasks.speaker.audio import load_audio
 
 
 def _cut(path, keep_bytes):
