@@ -3,12 +3,16 @@
 Data come from the synthetic generator, local PhysioNet eegmmidb files or MOABB; one fold of a protocol
 (:mod:`sigattn.tasks.eeg.protocols`) is selected by ``params.fold``; the validation split is carved from the
 training part; Euclidean alignment (He & Wu, IEEE TBME 2020) is fitted per subject on training trials only.
-Models: DBConformer (Wang et al., IEEE JBHI 2026) or the braindecode baselines of
-:mod:`sigattn.tasks.eeg.baselines`.
+Models: the recipe's ``model:`` section names an ``eeg`` model of :mod:`sigattn.models.registry` (DBConformer,
+Wang et al., IEEE JBHI 2026, by default; the braindecode baselines of :mod:`sigattn.tasks.eeg.baselines`; any
+registered one) and sets its constructor arguments; the data decide braindecode's signal arguments (``n_chans``,
+``n_outputs``, ``n_times``, ``sfreq``, ``chs_info``), read from the datasets.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +24,11 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
-from sigattn.tasks.eeg import protocols
+from sigattn.models.registry import ModelSpec, create_model, model_options, model_spec
+from sigattn.tasks.eeg import (
+    baselines,  # noqa: F401 - registers the braindecode models as eeg models
+    protocols,
+)
 from sigattn.tasks.eeg.datasets import Trials, load_eegmmidb, load_moabb, synthetic_trials
 from sigattn.tasks.eeg.preprocess import align_offline, align_online
 from sigattn.utils import unwrap
@@ -39,6 +47,10 @@ class EEGParams:
     training trials; causal online EA for a subject without training trials, as in LOSO), ``online`` (causal
     EA over the test trials in order), ``offline`` (test trials aligned with their own mean covariance, as
     DBConformer did; transductive) or ``none``.
+
+    The model is not set here but in the recipe's ``model:`` section (``model: {name: eegnet}``,
+    ``model.spatial_pool=mean``); the old ``params.model`` and ``params.model_kwargs`` are read as such with a
+    warning.
     """
 
     source: str = "synthetic"
@@ -71,18 +83,37 @@ class EEGParams:
     train_fraction: float = 0.8
     val_fraction: float = 0.2
     alignment: str = "inductive"
-    # model
-    model: str = "dbconformer"
-    model_kwargs: dict[str, Any] = field(default_factory=dict)
 
 
 class TrialDataset(Dataset):
-    """``(x (C, T) float32 tensor, label, index)`` items."""
+    """``(x (C, T) float32 tensor, label, index)`` items, and what a model needs to know of them: ``ch_names``,
+    ``sfreq`` (Hz), ``class_names`` (all classes of the recording, also those a split lacks), ``n_chans`` and
+    ``n_times``."""
 
-    def __init__(self, X: np.ndarray, y: np.ndarray, index: np.ndarray) -> None:
+    def __init__(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        index: np.ndarray,
+        *,
+        ch_names: list[str],
+        sfreq: float,
+        class_names: list[str],
+    ) -> None:
         self.X = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
         self.y = torch.from_numpy(np.asarray(y, dtype=np.int64))
         self.index = torch.from_numpy(np.asarray(index, dtype=np.int64))
+        if self.X.ndim != 3 or self.X.shape[1] != len(ch_names):
+            raise ValueError(f"TrialDataset: X must be (n, {len(ch_names)}, T), got {tuple(self.X.shape)}")
+        self.ch_names, self.sfreq, self.class_names = list(ch_names), float(sfreq), list(class_names)
+
+    @property
+    def n_chans(self) -> int:
+        return self.X.shape[1]
+
+    @property
+    def n_times(self) -> int:
+        return self.X.shape[2]
 
     def __len__(self) -> int:
         return len(self.y)
@@ -161,7 +192,7 @@ class EEGTask:
     """Trial classification with cross-entropy; metrics accuracy, balanced accuracy, Cohen's kappa.
 
     Example:
-        >>> task = EEGTask(EEGParams(n_subjects=1, n_trials_per_class=10, duration=1.0))
+        >>> task = EEGTask(EEGParams(n_subjects=1, n_trials_per_class=10, duration=1.0), model={"name": "eegnet"})
         >>> sorted(task.build_datasets())
         ['test', 'train', 'val']
     """
@@ -171,13 +202,27 @@ class EEGTask:
     monitor: ClassVar[str] = "accuracy"
     monitor_mode: ClassVar[str] = "max"
 
-    def __init__(self, params: EEGParams | None = None, *, seed: int = 0) -> None:
+    # the recipe's model section: model.name and the constructor's arguments but braindecode's signal
+    # arguments, which the data decide
+    model_domain: ClassVar[str] = "eeg"
+    default_model: ClassVar[str] = "dbconformer"
+    model_inputs: ClassVar[tuple[str, ...]] = (
+        "n_chans", "n_outputs", "n_times", "sfreq", "chs_info", "input_window_seconds"
+    )  # fmt: skip
+    # older recipes: params.model (the name) and params.model_kwargs (a dict of constructor arguments)
+    moved_to_model: ClassVar[dict[str, str]] = {"model": "name", "model_kwargs": "**"}
+
+    def __init__(
+        self, params: EEGParams | None = None, *, seed: int = 0, model: ModelSpec | dict | None = None
+    ) -> None:
         self.params = params if params is not None else EEGParams()
         self.seed = seed
+        self.model = model_spec(self.model_domain, model, self.default_model, self.model_inputs)
         self.trials: Trials | None = None
         self.last_top_channels: dict[str, list[str]] = {}
         self.last_branch_ablation: dict[str, float] = {}
         self.split: dict[str, np.ndarray] | None = None
+        self._built: tuple[EEGParams, dict[str, Dataset]] | None = None
 
     def n_folds(self) -> int:
         """Folds of ``params.protocol`` on these trials (``params.fold`` picks one; ``sigattn folds`` runs all)."""
@@ -189,12 +234,18 @@ class EEGTask:
 
     # ---------------------------------------------------------------- data
     def build_datasets(self) -> dict[str, Dataset]:
-        self.trials = load_trials(self.params)
-        s = split_and_align(self.trials, self.params)
+        """The splits of ``params.fold``, loaded once: later calls with the same params (``build_model``,
+        ``example_inputs``) return the same datasets."""
+        if self._built is not None and self._built[0] == self.params:
+            return self._built[1]
+        t = self.trials = load_trials(self.params)
+        s = split_and_align(t, self.params)
         self.split = s
-        out = {k: TrialDataset(s["X"][s[k]], self.trials.y[s[k]], s[k]) for k in ("train", "val", "test")}
+        meta = dict(ch_names=t.ch_names, sfreq=t.sfreq, class_names=t.class_names)
+        out = {k: TrialDataset(s["X"][s[k]], t.y[s[k]], s[k], **meta) for k in ("train", "val", "test")}
         if len(s["val"]) == 0:
             del out["val"]
+        self._built = (copy.deepcopy(self.params), out)
         return out
 
     def collate(self, items: list[Any]) -> dict[str, torch.Tensor]:
@@ -203,14 +254,23 @@ class EEGTask:
 
     # ---------------------------------------------------------------- model
     def build_model(self) -> nn.Module:
-        if self.trials is None:
-            self.build_datasets()
-        t = self.trials
-        from sigattn.tasks.eeg.baselines import build_model
+        """The recipe's model, shaped by what the training set reports (built once if not yet built)."""
+        inputs = self.model_inputs_of(self.build_datasets()["train"])
+        accepted = {f.name for f in dataclasses.fields(model_options(self.model_domain, self.model.name))}
+        inputs = {k: v for k, v in inputs.items() if k in accepted}  # a model need not take all of them
+        return create_model(self.model_domain, self.model.name, **inputs, **self.model.kwargs)
 
-        return build_model(self.params.model, n_chans=len(t.ch_names), n_outputs=len(t.class_names),
-                           n_times=t.X.shape[2], sfreq=t.sfreq, ch_names=t.ch_names,
-                           **self.params.model_kwargs)  # fmt: skip
+    @staticmethod
+    def model_inputs_of(ds: TrialDataset) -> dict[str, Any]:
+        """braindecode's signal arguments of a model for ``ds``: channels, classes, samples, rate, channel info
+        (``[{"ch_name": ...}]``, as in MNE's ``info["chs"]``)."""
+        return {
+            "n_chans": ds.n_chans,
+            "n_outputs": len(ds.class_names),
+            "n_times": ds.n_times,
+            "sfreq": ds.sfreq,
+            "chs_info": [{"ch_name": c} for c in ds.ch_names],
+        }
 
     def loss(self, model: nn.Module, batch: dict, *, epoch: int, step: int) -> tuple[torch.Tensor, dict]:
         logits = model(batch["x"])
@@ -351,10 +411,7 @@ class EEGTask:
         return checks
 
     def example_inputs(self) -> tuple[torch.Tensor, ...]:
-        t = self.trials
-        if t is None:
-            self.build_datasets()
-            t = self.trials
-        return (torch.zeros(2, len(t.ch_names), t.X.shape[2]),)
+        ds = self.build_datasets()["train"]
+        return (torch.zeros(2, ds.n_chans, ds.n_times),)
 
     dynamic_axes: ClassVar[dict] = {"x": {0: "batch"}}

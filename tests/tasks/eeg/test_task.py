@@ -12,14 +12,17 @@ from sigattn.tasks.eeg.task import EEGParams, EEGTask, split_and_align
 
 
 def _params(**kw) -> EEGParams:
-    base = dict(n_subjects=2, n_trials_per_class=12, synthetic_sfreq=64.0, duration=1.0,
-                model_kwargs={"patch_size": 16})  # fmt: skip
-    return EEGParams(**(base | kw))
+    return EEGParams(**(dict(n_subjects=2, n_trials_per_class=12, synthetic_sfreq=64.0, duration=1.0) | kw))
+
+
+def _task(model: dict | None = None, **kw) -> EEGTask:
+    """A small synthetic task; DBConformer with 0.25-s tokens unless ``model`` says otherwise."""
+    return EEGTask(_params(**kw), model={"patch_size": 16} if model is None else model)
 
 
 def test_registry_and_splits_are_disjoint_and_val_from_train():
     assert get_task("eeg") is EEGTask
-    task = EEGTask(_params())
+    task = _task()
     ds = task.build_datasets()
     s = task.split
     tr, va, te = (set(s[k].tolist()) for k in ("train", "val", "test"))
@@ -66,7 +69,7 @@ def test_online_alignment_is_causal():
 
 
 def test_loss_predict_metrics_and_checks():
-    task = EEGTask(_params())
+    task = _task()
     ds = task.build_datasets()
     torch.manual_seed(0)
     model = task.build_model().eval()
@@ -96,7 +99,7 @@ def test_loss_predict_metrics_and_checks():
 def test_plots_write_pngs(tmp_path):
     pytest.importorskip("matplotlib")
     pytest.importorskip("mne")
-    task = EEGTask(_params(n_subjects=1))
+    task = _task(n_subjects=1)
     ds = task.build_datasets()
     model = task.build_model().eval()
     batch = task.collate([ds["test"][i] for i in range(len(ds["test"]))])
@@ -111,7 +114,7 @@ def test_plots_write_pngs(tmp_path):
 @pytest.mark.parametrize("name", ["eegnet", "shallow", "eegconformer"])
 def test_braindecode_baselines_build(name):
     pytest.importorskip("braindecode")
-    task = EEGTask(_params(n_subjects=1, model=name, model_kwargs={}, duration=2.0))
+    task = _task({"name": name}, n_subjects=1, duration=2.0)
     ds = task.build_datasets()
     model = task.build_model().eval()
     batch = task.collate([ds["train"][i] for i in range(4)])
@@ -125,8 +128,8 @@ def test_bad_params():
         EEGTask(_params(protocol="kfold", fold=5)).build_datasets()
     with pytest.raises(ValueError, match="unknown EEG source 'edf'"):
         EEGTask(_params(source="edf")).build_datasets()
-    with pytest.raises(ValueError, match="unknown EEG model 'eegnex'"):
-        EEGTask(_params(model="eegnex")).build_model()
+    with pytest.raises(ValueError, match=r"unknown model.name 'eegnex'; did you mean 'eegnet'\?"):
+        _task({"name": "eegnex"})
 
 
 def test_csp_lda_decodes_synthetic_motor_imagery():
@@ -151,8 +154,8 @@ def test_folds_run_every_fold_through_the_trainer_and_resume(tmp_path, capsys):
     recipe = {
         "task": "eeg",
         "params": {"n_subjects": 1, "n_trials_per_class": 10, "synthetic_sfreq": 32.0, "duration": 1.0,
-                   "protocol": "kfold", "n_splits": 3, "model_kwargs": {"patch_size": 8, "depth_temporal": 1,
-                                                                         "depth_spatial": 1}},
+                   "protocol": "kfold", "n_splits": 3},
+        "model": {"patch_size": 8, "depth_temporal": 1, "depth_spatial": 1},
         "trainer": {"epochs": 1, "batch_size": 8, "amp": False, "quiet": True, "device": "cpu"},
         "optim": {"name": "adam", "lr": 0.001},
         "sched": {"name": "none"},
