@@ -182,8 +182,10 @@ class ToyTask:
         self, model: nn.Module, outputs: dict[str, torch.Tensor], split: str, out_dir: Path
     ) -> list[Path]:
         """Confusion matrix of ``split``."""
+        from sigattn.plotting import pyplot, save_png
+
         try:
-            import matplotlib.pyplot as plt
+            plt = pyplot()
         except ImportError:
             return []
         k = self.params.n_classes
@@ -195,13 +197,7 @@ class ToyTask:
         for (i, j), v in np.ndenumerate(cm):
             ax.text(j, i, str(v), ha="center", va="center", fontsize=8)
         ax.set(xlabel="predicted", ylabel="true", title=f"toy {split} confusion")
-        out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        path = out_dir / f"{split}_confusion.png"
-        fig.tight_layout()
-        fig.savefig(path, dpi=90)
-        plt.close(fig)
-        return [path]
+        return [save_png(fig, Path(out_dir) / f"{split}_confusion.png", dpi=90)]
 
     def demo_checks(self, metrics: dict[str, float]) -> dict[str, bool]:
         acc = metrics.get("test/acc", float("nan"))

@@ -43,11 +43,10 @@ def plot_curves(
     first ``val/`` column); ``None`` without matplotlib or data."""
     if not step_rows:
         return None
-    try:
-        import matplotlib
+    from sigattn.plotting import pyplot, save_png
 
-        matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
+    try:
+        plt = pyplot()
     except ImportError:
         return None
     steps = [_num(r.get("step")) for r in step_rows]
@@ -66,12 +65,7 @@ def plot_curves(
         axes[2].set(title=f"validation {k[4:]}", xlabel="epoch")
     for a in axes:
         a.grid(alpha=0.3)
-    fig.tight_layout()
-    out = Path(out_png)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
+    return save_png(fig, out_png)
 
 
 def _fmt(v: Any) -> str:

@@ -21,12 +21,9 @@ def _similarity(task, split: str, max_windows: int = 256) -> np.ndarray:
 
 def write_plots(task, model, outputs: dict[str, torch.Tensor], split: str, out_dir: Path) -> list[Path]:
     """Write ``forecast_<split>.png``, ``assignments_<split>.png`` (CCM) and ``similarity_<split>.png``."""
-    import matplotlib
+    from sigattn.plotting import pyplot, save_png
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out_dir.mkdir(parents=True, exist_ok=True)
+    plt = pyplot()
     paths: list[Path] = []
     pred, true = outputs["pred"].cpu().numpy(), outputs["true"].cpu().numpy()
     order = np.argsort(outputs["index"].cpu().numpy())
@@ -48,10 +45,7 @@ def write_plots(task, model, outputs: dict[str, torch.Tensor], split: str, out_d
         ax.set_ylabel(out_names[c] if c < len(out_names) else str(c))
     axes[0, 0].legend(loc="upper left", fontsize=8)
     axes[0, 0].set_title(f"{split}: window {int(outputs['index'][order][i])} (normalised scale)")
-    fig.tight_layout()
-    paths.append(out_dir / f"forecast_{split}.png")
-    fig.savefig(paths[-1], dpi=100)
-    plt.close(fig)
+    paths.append(save_png(fig, out_dir / f"forecast_{split}.png"))
 
     if "assign" in outputs:
         a = outputs["assign"].cpu().numpy().mean(0)
@@ -62,10 +56,7 @@ def write_plots(task, model, outputs: dict[str, torch.Tensor], split: str, out_d
         ax.set_xlabel("cluster")
         ax.set_title("mean assignment p(cluster | channel)", fontsize=9)
         fig.colorbar(im, ax=ax)
-        fig.tight_layout()
-        paths.append(out_dir / f"assignments_{split}.png")
-        fig.savefig(paths[-1], dpi=100)
-        plt.close(fig)
+        paths.append(save_png(fig, out_dir / f"assignments_{split}.png"))
 
     s = _similarity(task, split)
     fig, ax = plt.subplots(figsize=(1.5 + 0.35 * len(s), 1 + 0.35 * len(s)))
@@ -74,8 +65,5 @@ def write_plots(task, model, outputs: dict[str, torch.Tensor], split: str, out_d
     ax.set_yticks(range(len(names)), names, fontsize=7)
     ax.set_title("channel similarity (RBF, mean over windows)", fontsize=9)
     fig.colorbar(im, ax=ax)
-    fig.tight_layout()
-    paths.append(out_dir / f"similarity_{split}.png")
-    fig.savefig(paths[-1], dpi=100)
-    plt.close(fig)
+    paths.append(save_png(fig, out_dir / f"similarity_{split}.png"))
     return paths

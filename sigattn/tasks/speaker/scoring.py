@@ -217,11 +217,11 @@ def det_curve(scores: ArrayLike, labels: ArrayLike) -> tuple[np.ndarray, np.ndar
 
 def plot_det(scores: ArrayLike, labels: ArrayLike, path: str | Path, title: str = "DET") -> Path:
     """Write a DET curve (probit axes, in %) to ``path`` as PNG and return the path."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from scipy.stats import norm
+
+    from sigattn.plotting import pyplot, save_png
+
+    plt = pyplot()
 
     far, frr = det_curve(scores, labels)
     clip = lambda v: np.clip(v, 1e-4, 1 - 1e-4)  # noqa: E731
@@ -240,21 +240,16 @@ def plot_det(scores: ArrayLike, labels: ArrayLike, path: str | Path, title: str 
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_png(fig, path)
 
 
 def plot_score_histogram(
     scores: ArrayLike, labels: ArrayLike, path: str | Path, title: str = "scores"
 ) -> Path:
     """Write histograms of target and non-target scores to ``path`` as PNG."""
-    import matplotlib
+    from sigattn.plotting import pyplot, save_png
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     s, y = np.asarray(scores, dtype=np.float64), np.asarray(labels).astype(bool)
     fig, ax = plt.subplots(figsize=(5, 3.5))
@@ -264,8 +259,4 @@ def plot_score_histogram(
     ax.set_xlabel("score")
     ax.set_title(title)
     ax.legend()
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_png(fig, path)
