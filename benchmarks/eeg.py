@@ -3,8 +3,8 @@ training throughput of DBConformer vs braindecode's EEGConformer, side by side i
 
 Protocol (identical for every model): the recipe ``recipes/eeg_motor_imagery/eegmmidb_lr.yaml`` (PhysioNet
 eegmmidb S001, imagined left vs right fist (runs 4/8/12), 8-32 Hz zero-phase Butterworth, epochs [0, 4] s,
-within-subject chronological 5-fold CV (KFold without shuffling), validation = last 20% of each class's training
-trials, Euclidean alignment fitted on the training trials of the fold). The networks are that recipe with
+within-subject chronological 5-fold CV (KFold without shuffling), validation = last 20% of each class's
+training trials, Euclidean alignment fitted on the training trials of the fold). The networks are that recipe with
 ``model.name`` switched, trained by the one Trainer (``sigattn train`` of the recipe with the same overrides
 gives the same run; checkpoint = best validation epoch); CSP+LDA fits on training + validation trials of the
 same task's split.
@@ -130,8 +130,8 @@ def main(argv: list[str] | None = None) -> None:
     batch = 8  # ~29 training trials per fold: batch 8 gives 4 Adam steps per epoch
     with tempfile.TemporaryDirectory(prefix="sigattn-bench-eeg-") as tmp:
         # the EDF files are read once; every later run of every fold reads the cached epochs
-        overrides = [f"params.data_dir={root / 'eeg' / 'eegmmidb'}", f"params.cache_dir={Path(tmp) / 'cache'}",
-                     f"params.sfreq={80.0 if a.quick else 'null'}", f"trainer.out_dir={tmp}"]  # fmt: skip
+        overrides = [f"params.data_dir={root / 'eeg' / 'eegmmidb'}", f"params.sfreq={80.0 if a.quick else 'null'}",
+                     f"params.cache_dir={Path(tmp) / 'cache'}", f"trainer.out_dir={tmp}"]  # fmt: skip
         t0 = time.perf_counter()
         table, _, trials = accuracy_table(overrides, epochs, seeds, batch, Path(tmp) / "runs")
         elapsed = time.perf_counter() - t0

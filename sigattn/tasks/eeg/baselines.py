@@ -1,8 +1,8 @@
 """The EEG baselines: braindecode networks registered as ``eeg`` models, and MNE CSP + LDA.
 
-The networks are models of :mod:`sigattn.models.registry` like DBConformer (imported on first use), so a recipe
-names one with ``model.name`` and sets its constructor arguments in the same ``model:`` section; they train
-through the one Trainer with the same data, split and loop:
+The networks are models of :mod:`sigattn.models.registry` like DBConformer (imported on first use), so a
+recipe names one with ``model.name`` and sets its constructor arguments in the same ``model:`` section; they
+train through the one Trainer with the same data, split and loop:
 
 * ``eegnet``: braindecode ``EEGNet`` (Lawhern et al., J. Neural Eng. 15, 2018).
 * ``shallow``: braindecode ``ShallowFBCSPNet`` (Schirrmeister et al., Hum. Brain Mapp. 38, 2017).

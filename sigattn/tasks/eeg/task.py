@@ -3,10 +3,11 @@
 Data come from the synthetic generator, local PhysioNet eegmmidb files or MOABB; one fold of a protocol
 (:mod:`sigattn.tasks.eeg.protocols`) is selected by ``params.fold``; the validation split is carved from the
 training part; Euclidean alignment (He & Wu, IEEE TBME 2020) is fitted per subject on training trials only.
-Models: the recipe's ``model:`` section names an ``eeg`` model of :mod:`sigattn.models.registry` (DBConformer,
-Wang et al., IEEE JBHI 2026, by default; the braindecode baselines of :mod:`sigattn.tasks.eeg.baselines`; any
-registered one) and sets its constructor arguments; the data decide braindecode's signal arguments (``n_chans``,
-``n_outputs``, ``n_times``, ``sfreq``, ``chs_info``), read from the datasets.
+Models: the recipe's ``model:`` section names an ``eeg`` model of :mod:`sigattn.models.registry`
+(DBConformer, Wang et al., IEEE JBHI 2026, by default; the braindecode baselines of
+:mod:`sigattn.tasks.eeg.baselines`; any registered one) and sets its constructor arguments; the data decide
+braindecode's signal arguments (``n_chans``, ``n_outputs``, ``n_times``, ``sfreq``, ``chs_info``), read from
+the datasets.
 """
 
 from __future__ import annotations
@@ -86,9 +87,9 @@ class EEGParams:
 
 
 class TrialDataset(Dataset):
-    """``(x (C, T) float32 tensor, label, index)`` items, and what a model needs to know of them: ``ch_names``,
-    ``sfreq`` (Hz), ``class_names`` (all classes of the recording, also those a split lacks), ``n_chans`` and
-    ``n_times``."""
+    """``(x (C, T) float32 tensor, label, index)`` items, and what a model needs to know of them:
+    ``ch_names``, ``sfreq`` (Hz), ``class_names`` (all classes of the recording, also those a split lacks),
+    ``n_chans`` and ``n_times``."""
 
     def __init__(
         self,
@@ -192,9 +193,11 @@ class EEGTask:
     """Trial classification with cross-entropy; metrics accuracy, balanced accuracy, Cohen's kappa.
 
     Example:
-        >>> task = EEGTask(EEGParams(n_subjects=1, n_trials_per_class=10, duration=1.0), model={"name": "eegnet"})
+        >>> task = EEGTask(EEGParams(n_subjects=1, duration=1.0), model={"name": "eegnet", "drop_prob": 0.5})
         >>> sorted(task.build_datasets())
         ['test', 'train', 'val']
+        >>> task.build_model()(task.example_inputs()[0]).shape
+        torch.Size([2, 2])
     """
 
     name: ClassVar[str] = "eeg"
@@ -262,8 +265,8 @@ class EEGTask:
 
     @staticmethod
     def model_inputs_of(ds: TrialDataset) -> dict[str, Any]:
-        """braindecode's signal arguments of a model for ``ds``: channels, classes, samples, rate, channel info
-        (``[{"ch_name": ...}]``, as in MNE's ``info["chs"]``)."""
+        """braindecode's signal arguments of a model for ``ds``: channels, classes, samples, rate, channel
+        info (``[{"ch_name": ...}]``, as in MNE's ``info["chs"]``)."""
         return {
             "n_chans": ds.n_chans,
             "n_outputs": len(ds.class_names),

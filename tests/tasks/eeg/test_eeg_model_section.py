@@ -1,6 +1,6 @@
-"""EEG recipes' ``model:`` section: every recipe builds its model through the registry, one key switches the
-model or DBConformer's pool, old ``params.model``/``params.model_kwargs`` are carried over, the model is shaped by
-the datasets (loaded once), default parameter counts unchanged."""
+"""EEG recipes' ``model:`` section: every recipe builds its model through the registry, one key switches
+the model or DBConformer's pool, old ``params.model``/``params.model_kwargs`` are carried over, the model is
+shaped by the datasets (loaded once), default parameter counts unchanged."""
 
 from __future__ import annotations
 
@@ -218,7 +218,7 @@ def test_a_registered_model_gets_the_data_arguments_it_takes(monkeypatch):
 
     monkeypatch.setitem(MODELS, "eeg", dict(MODELS["eeg"]))
     register_model("eeg", "tiny", Tiny)
-    r = recipe_from_dict({"task": "eeg", "params": {"n_subjects": 1, "n_trials_per_class": 6, "duration": 1.0},
-                          "model": {"name": "tiny", "width": 5}})  # fmt: skip
+    params = {"n_subjects": 1, "n_trials_per_class": 6, "duration": 1.0}
+    r = recipe_from_dict({"task": "eeg", "params": params, "model": {"name": "tiny", "width": 5}})
     model = EEGTask(r.params, model=r.model).build_model()
     assert isinstance(model, Tiny) and model.width == 5 and model.lin.in_features == 22
