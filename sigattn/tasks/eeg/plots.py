@@ -8,14 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
+from sigattn.plotting import pyplot, save_png
 
 
 def topomap_png(
@@ -32,25 +25,21 @@ def topomap_png(
         raise ValueError(f"topomap: {weights.shape[0]} weights for {len(ch_names)} channels")
     info = mne.create_info(list(ch_names), 100.0, "eeg")
     info.set_montage(make_montage(montage), on_missing="raise", verbose="error")
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(4.2, 4.2))
     top = set(np.argsort(-weights)[:5].tolist())
     names = [n if i in top else "" for i, n in enumerate(ch_names)]
     im, _ = mne.viz.plot_topomap(weights, info, axes=ax, show=False, names=names, cmap="viridis", contours=4)
     fig.colorbar(im, ax=ax, shrink=0.7, label="mean attention weight")
     ax.set_title(title)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return save_png(fig, path, dpi=110, tight="bbox")
 
 
 def confusion_png(
     cm: np.ndarray, class_names: Sequence[str], path: str | Path, *, title: str = "confusion"
 ) -> Path:
     """Confusion matrix (rows: true class, columns: predicted) with counts."""
-    plt = _plt()
+    plt = pyplot()
     cm = np.asarray(cm)
     fig, ax = plt.subplots(figsize=(1.2 * len(class_names) + 2, 1.2 * len(class_names) + 1.5))
     ax.imshow(cm, cmap="Blues")
@@ -61,8 +50,4 @@ def confusion_png(
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return save_png(fig, path, dpi=110, tight="bbox")
