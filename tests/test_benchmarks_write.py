@@ -58,8 +58,7 @@ def _stub(name: str, mod, monkeypatch) -> list[str]:
         (data / "S001R04.edf").write_bytes(b"")
         trials = types.SimpleNamespace(y=[0, 1], X=types.SimpleNamespace(shape=(2, 3, 4)), sfreq=80.0)
         monkeypatch.setattr(mod, "shared_data_dir", lambda: data.parents[1])
-        monkeypatch.setattr(mod, "load_eegmmidb", lambda *a, **k: trials)
-        monkeypatch.setattr(mod, "accuracy_table", lambda *a, **k: ("| acc |", {}))
+        monkeypatch.setattr(mod, "accuracy_table", lambda *a, **k: ("| acc |", {}, trials))
         monkeypatch.setattr(mod, "throughput", lambda *a, **k: "fast")
         monkeypatch.setattr(mod.torch, "set_num_threads", lambda n: None)
         return ["--quick"]
