@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 
 from sigattn.errors import DataError
+from sigattn.features import epochs_from_events
+from sigattn.features._core import check_finite as features_check_finite
 from sigattn.tasks.eeg.preprocess import bandpass, resample
 
 log = logging.getLogger(__name__)
@@ -149,35 +151,35 @@ def events_from_annotations(raw, event_id: Mapping[str, int], path: str | Path =
 
 
 def check_finite(data: np.ndarray, sfreq: float, path: str | Path, ch_names: Sequence[str]) -> None:
-    """Raise naming the file, channel and time of the first NaN/inf sample."""
-    bad = ~np.isfinite(data)
-    if bad.any():
+    """Raise naming the file, channel and time of the first NaN/inf sample (the features' one-pass check finds
+    it; only a recording that has one is searched for where)."""
+    try:
+        features_check_finite(data, str(path))
+    except ValueError:
+        bad = ~np.isfinite(data)
         c, t = np.argwhere(bad)[0]
         raise DataError(
             f"{path}: {int(bad.sum())} non-finite samples (first in channel {ch_names[c]!r} at {t / sfreq:.3f} s)"
-        )
+        ) from None
 
 
 def epoch(
     data: np.ndarray, onsets: np.ndarray, sfreq: float, tmin: float, tmax: float, path: str | Path = ""
 ) -> np.ndarray:
-    """Cut ``(n, C, T)`` epochs from ``data (C, N)`` around sample ``onsets``; MNE's inclusive convention.
-
-    ``T = round(tmax * sfreq) - round(tmin * sfreq) + 1``; an epoch that does not fit is an error.
-    """
-    start, stop = int(round(tmin * sfreq)), int(round(tmax * sfreq))
-    if stop < start:
+    """Cut ``(n, C, T)`` epochs from ``data (C, N)`` around sample ``onsets`` with
+    :func:`sigattn.features.epochs_from_events` (MNE's inclusive convention: ``T = round(tmax * sfreq) -
+    round(tmin * sfreq) + 1``); an epoch that does not fit is an error naming the file."""
+    if tmax < tmin:
         raise ValueError(f"tmax ({tmax}) must be >= tmin ({tmin})")
-    out = np.empty((len(onsets), data.shape[0], stop - start + 1), dtype=data.dtype)
-    for i, o in enumerate(onsets):
-        a, b = int(o) + start, int(o) + stop + 1
-        if a < 0 or b > data.shape[1]:
-            raise DataError(
-                f"{path}: epoch {i} [{a / sfreq:.2f}, {b / sfreq:.2f}) s exceeds the recording "
-                f"(0 to {data.shape[1] / sfreq:.2f} s); shorten tmin/tmax"
-            )
-        out[i] = data[:, a:b]
-    return out
+    onsets = np.asarray(onsets, dtype=np.int64)
+    events = np.column_stack([onsets, np.zeros_like(onsets), np.ones_like(onsets)])
+    try:
+        return epochs_from_events(data, events, sfreq, tmin, tmax)
+    except ValueError as e:
+        duration = data.shape[1] / sfreq
+        raise DataError(
+            f"{path}: an epoch exceeds the recording (0 to {duration:.2f} s): {e}; shorten tmin/tmax"
+        ) from None
 
 
 def load_epochs(
