@@ -63,3 +63,15 @@ def _speechbrain_lazy_modules_defused():
     _defuse_speechbrain_lazy_modules()
     yield
     _defuse_speechbrain_lazy_modules()
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny models: one intra-op torch thread avoids oversubscription on a shared CPU (restored afterwards).
+    Modules use it with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -11,14 +11,7 @@ from scipy.spatial.distance import cdist
 
 from sigattn.layers.clustering import ChannelClustering, ClusterAwareLinear, channel_similarity, cluster_loss
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one thread avoids oversubscription on a shared CPU (the numbers do not depend on it)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models (tests/conftest.py)
 
 
 def _zscore_np(x):

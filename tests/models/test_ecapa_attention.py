@@ -20,13 +20,7 @@ C, MFA, EMB, SE, ATT = 32, 48, 16, 8, 8  # small models: 3 SE-Res2Blocks of widt
 N_BLOCKS = 3
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: one intra-op thread avoids oversubscription on a shared CPU (restored afterwards)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models (tests/conftest.py)
 
 
 class MeanGate(nn.Module):

@@ -15,13 +15,7 @@ from sigattn.models.ecapa_speechbrain import (
 sb_ecapa = pytest.importorskip("speechbrain.lobes.models.ECAPA_TDNN")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: one intra-op thread avoids oversubscription on a shared CPU (restored afterwards)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models (tests/conftest.py)
 
 
 SMALL = dict(channels=[64, 64, 64, 64, 192], lin_neurons=32, attention_channels=16, se_channels=16)

@@ -11,13 +11,7 @@ from torch.utils.data import DataLoader
 from sigattn.data_paths import shared_data_dir
 from sigattn.tasks.forecast.task import ForecastParams, ForecastTask, ci_linear_baseline
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models (tests/conftest.py)
 
 
 def _csv(tmp_path, n=400, shift_after=None, name="toy.csv"):

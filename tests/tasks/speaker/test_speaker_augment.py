@@ -3,18 +3,10 @@
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 
 from sigattn.tasks.speaker.augment import AddNoise, AddReverb, SpecAugment, mix_at_snr, speed_perturb
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: one intra-op thread avoids oversubscription on a shared CPU (restored afterwards)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models (tests/conftest.py)
 
 
 def test_mix_at_snr_exact():

@@ -2,7 +2,6 @@
 the engine (once per epoch, before the loaders copy it), never again from the speaker task's loss."""
 
 import pytest
-import torch
 
 from sigattn.tasks.speaker import data as speaker_data
 from sigattn.train.config import recipe_from_dict
@@ -14,12 +13,7 @@ TINY = dict(synth_train_speakers=6, synth_test_speakers=3, val_speakers=2, synth
             crop_seconds=0.3, cohort_size=0)  # fmt: skip
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models (tests/conftest.py)
 
 
 def test_margin_after_n_epochs_is_the_warmup_value_and_set_epoch_comes_once_per_epoch(tmp_path, monkeypatch):

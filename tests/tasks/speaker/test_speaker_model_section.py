@@ -21,12 +21,7 @@ TINY_DATA = dict(synth_train_speakers=6, synth_test_speakers=3, val_speakers=2, 
 TINY_MODEL = dict(channels=16, mfa_channels=24, embed_dim=8, attention_channels=4, se_channels=4)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models (tests/conftest.py)
 
 
 def n_params(module: torch.nn.Module) -> int:

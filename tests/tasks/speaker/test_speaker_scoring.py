@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-import torch
 
 from sigattn.tasks.speaker.scoring import (
     as_norm,
@@ -13,14 +12,7 @@ from sigattn.tasks.speaker.scoring import (
     verification_metrics,
 )
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: one intra-op thread avoids oversubscription on a shared CPU (restored afterwards)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models (tests/conftest.py)
 
 
 def test_eer_hand_cases():

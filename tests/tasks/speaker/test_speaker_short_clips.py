@@ -15,12 +15,7 @@ TINY_MODEL = dict(channels=16, mfa_channels=24, embed_dim=8, attention_channels=
 SECONDS = (0.1, 0.2, 0.3, 0.49, 0.5, 0.8, 1.5, 3.0)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models (tests/conftest.py)
 
 
 def _corpus(tmp_path, test_seconds):

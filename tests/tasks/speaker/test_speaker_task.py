@@ -12,12 +12,7 @@ from sigattn.tasks.speaker.task import SpeakerParams, SpeakerTask
 TINY_MODEL = dict(channels=16, mfa_channels=24, embed_dim=8, attention_channels=4, se_channels=4)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models (tests/conftest.py)
 
 
 def tiny_params(**kw):
