@@ -1,4 +1,5 @@
-"""Small torch helpers shared across the package; this module imports torch only (any layer may use it).
+"""Small helpers shared across the package (unwrapping models, mean +- std over runs); this module imports torch
+only (any layer may use it).
 
 Example:
     >>> from torch import nn
@@ -9,11 +10,12 @@ Example:
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from torch import nn
 
-__all__ = ["unwrap"]
+__all__ = ["summarize", "unwrap"]
 
 
 def _wrapped(model: Any) -> Any:
@@ -30,6 +32,20 @@ def _wrapped(model: Any) -> Any:
         return inner
     children = getattr(model, "_modules", None)
     return inner if children is None or list(children) == ["module"] else None
+
+
+def summarize(results: list[dict[str, float]]) -> dict[str, tuple[float, float]]:
+    """``{metric: (mean, std)}`` over runs (folds, seeds; population std, ``ddof=0``), for the metrics every run
+    has, in the first run's order."""
+    if not results:
+        raise ValueError("summarize: no results")
+    keys = [k for k in results[0] if all(k in r for r in results)]
+    out = {}
+    for k in keys:
+        values = [float(r[k]) for r in results]
+        mean = math.fsum(values) / len(values)
+        out[k] = (mean, math.sqrt(math.fsum((v - mean) ** 2 for v in values) / len(values)))
+    return out
 
 
 def unwrap(model: nn.Module) -> nn.Module:

@@ -25,8 +25,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
-from sigattn.layers import create_channel_attention
 from sigattn.layers._masking import lengths_to_mask, masked_mean
+from sigattn.models.ecapa import create_block_attention
 from sigattn.models.registry import ModelSpec, create_model, model_spec, register_model
 
 
@@ -73,27 +73,18 @@ class ToyDataset(Dataset):
         return self.x[i], int(self.labels[i]), i
 
 
-class _NoAttention(nn.Module):
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        return x
-
-
 class ToyNet(nn.Module):
     """Conv1d -> ReLU -> channel attention (squeeze-excite by default) -> masked mean over time -> dropout ->
-    Linear. ``attention`` names any layer of :func:`~sigattn.layers.create_channel_attention` that re-weights
-    ``(B, C, T)``, or ``none``."""
+    Linear. ``attention`` is chosen as in ECAPA's blocks (:func:`~sigattn.models.ecapa.create_block_attention`):
+    ``se``, ``eca``, ``cbam``, ``none`` or a registered ``(B, C, T)`` gate."""
 
     def __init__(
         self, n_channels: int, n_classes: int, hidden: int = 16, dropout: float = 0.0, attention: str = "se"
     ):
         super().__init__()
         self.conv = nn.Conv1d(n_channels, hidden, 5, padding=2)
-        if attention == "none":
-            self.se = _NoAttention()
-        elif attention in ("se", "squeeze_excite"):
-            self.se = create_channel_attention(attention, hidden, rd_channels=max(hidden // 4, 1))
-        else:
-            self.se = create_channel_attention(attention, hidden)
+        # the gate factory of ECAPA's blocks: "none", SE with this bottleneck, or any (B, C, T) gate by name
+        self.se = create_block_attention(attention, hidden, se_channels=max(hidden // 4, 1), owner="ToyNet")
         self.drop = nn.Dropout(dropout)
         self.head = nn.Linear(hidden, n_classes)
 

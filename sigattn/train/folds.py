@@ -16,13 +16,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
-
 from sigattn.tasks import get_task
 from sigattn.train.config import ConfigError, load_recipe
 from sigattn.train.trainer import Trainer
+from sigattn.utils import summarize
 
-__all__ = ["count_folds", "run_folds", "summarize"]
+__all__ = ["count_folds", "run_folds"]
 
 
 def count_folds(recipe: str | Path, overrides: list[str] | None = None) -> int:
@@ -33,16 +32,6 @@ def count_folds(recipe: str | Path, overrides: list[str] | None = None) -> int:
         raise ConfigError(f"{recipe}: task {cfg.task!r} has no folds (it defines no n_folds())")
     kw = {"model": cfg.model} if cfg.model is not None else {}
     return int(task_cls(cfg.params, seed=cfg.trainer.seed, **kw).n_folds())
-
-
-def summarize(results: list[dict[str, float]]) -> dict[str, tuple[float, float]]:
-    """``{metric: (mean, std)}`` over runs (population std, ``ddof=0``), for metrics every run has."""
-    if not results:
-        raise ValueError("summarize: no results")
-    keys = [k for k in results[0] if all(k in r for r in results)]
-    return {
-        k: (float(np.mean([r[k] for r in results])), float(np.std([r[k] for r in results]))) for k in keys
-    }
 
 
 def run_folds(recipe: str | Path, overrides: list[str] | None = None, seeds: list[int] | None = None,

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sigattn.utils import summarize  # noqa: F401 - {metric: (mean, std)} over folds/seeds, used here
+
 PROTOCOLS = ("chronological", "kfold", "loso", "cross_session")
 
 
@@ -199,16 +201,6 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, n_classes: in
     pe = float((m.sum(axis=0) * support).sum() / n**2)
     kappa = 0.0 if pe == 1.0 else (acc - pe) / (1.0 - pe)
     return {"accuracy": float(acc), "balanced_accuracy": bal, "kappa": float(kappa)}
-
-
-def summarize(results: list[dict[str, float]]) -> dict[str, tuple[float, float]]:
-    """``{metric: (mean, std)}`` over folds/seeds (population std, ``ddof=0``)."""
-    if not results:
-        raise ValueError("summarize: no results")
-    keys = results[0].keys()
-    return {
-        k: (float(np.mean([r[k] for r in results])), float(np.std([r[k] for r in results]))) for k in keys
-    }
 
 
 def format_summary(summary: dict[str, tuple[float, float]], percent: bool = True) -> str:
