@@ -48,27 +48,31 @@ def test_scaler_fit_on_train_rows_only(tmp_path):
     )
 
 
+def _ccm_recipe(path, tmp_path, **trainer) -> dict:
+    """A tiny DLinear-CCM recipe on ``path`` (lookback 24, horizon 8), one epoch, quiet, into tmp_path/runs."""
+    return {
+        "task": "forecast",
+        "params": {"data": str(path), "seq_len": 24, "pred_len": 8},
+        "model": {"name": "dlinear", "channel_strategy": "ccm", "n_clusters": 2},
+        "trainer": {
+            "epochs": 1,
+            "batch_size": 16,
+            "amp": False,
+            "out_dir": str(tmp_path / "runs"),
+            "quiet": True,
+            **trainer,
+        },  # fmt: skip
+        "optim": {"lr": 0.001},
+    }
+
+
 def test_no_dropped_test_windows_through_the_engine(tmp_path):
     from sigattn.train import Trainer
     from sigattn.train.config import recipe_from_dict
 
     path, _ = _csv(tmp_path, n=400)
     # custom split: train 280, test int(80) = 80 rows (+24 lookback) -> 104 - 24 - 8 + 1 = 73 windows.
-    raw = {
-        "task": "forecast",
-        "params": {"data": str(path), "seq_len": 24, "pred_len": 8},
-        "model": {"name": "dlinear", "channel_strategy": "ccm", "n_clusters": 2},
-        "trainer": {
-            "epochs": 1,
-            "max_steps": 2,
-            "batch_size": 16,
-            "eval_batch_size": 32,
-            "amp": False,
-            "out_dir": str(tmp_path / "runs"),
-            "quiet": True,
-        },  # fmt: skip
-        "optim": {"lr": 0.001},
-    }
+    raw = _ccm_recipe(path, tmp_path, max_steps=2, eval_batch_size=32)
     metrics = Trainer(recipe_from_dict(raw, name="nodrop")).fit()
     assert metrics["test/n_windows"] == 73  # 73 = 2 * 32 + 9: the last, partial batch is kept
     assert metrics["val/n_windows"] == (280 + 40) - (280 - 24) - 24 - 8 + 1
@@ -284,21 +288,7 @@ def test_real_data_report_shows_only_checks_that_apply(tmp_path):
     from sigattn.train.config import recipe_from_dict
 
     path, _ = _csv(tmp_path, n=400)
-    raw = {
-        "task": "forecast",
-        "params": {"data": str(path), "seq_len": 24, "pred_len": 8},
-        "model": {"name": "dlinear", "channel_strategy": "ccm", "n_clusters": 2},
-        "trainer": {
-            "epochs": 1,
-            "max_steps": 1,
-            "batch_size": 16,
-            "eval_batch_size": 128,
-            "amp": False,
-            "out_dir": str(tmp_path / "runs"),
-            "quiet": True,
-        },  # fmt: skip
-        "optim": {"lr": 0.001},
-    }
+    raw = _ccm_recipe(path, tmp_path, max_steps=1, eval_batch_size=128)
     trainer = Trainer(recipe_from_dict(raw, name="real"))
     trainer.fit()
     report = (trainer.run_dir / "report.md").read_text()
