@@ -126,12 +126,19 @@ def newest_valid_checkpoint(
     )
 
 
+def _unused_name(path: Path, suffix: str) -> Path:
+    """``<name><suffix>``, or ``<name><suffix>-1``, ``-2``, ... : the first that does not exist (nothing kept aside
+    is ever overwritten)."""
+    dest, i = path.with_name(path.name + suffix), 1
+    while dest.exists():
+        dest, i = path.with_name(f"{path.name}{suffix}-{i}"), i + 1
+    return dest
+
+
 def _set_aside(path: Path) -> Path:
     """Rename a damaged checkpoint to ``<name>.damaged`` (never deleted; no longer found by --resume and never
     overwritten when training reaches its step again)."""
-    dest, i = path.with_name(path.name + ".damaged"), 1
-    while dest.exists():
-        dest, i = path.with_name(f"{path.name}.damaged-{i}"), i + 1
+    dest = _unused_name(path, ".damaged")
     path.rename(dest)
     return dest
 
@@ -340,9 +347,7 @@ class Trainer:
         """Restarting a run with another recipe than its config.yaml: keep the old one as config.yaml.old."""
         new = yaml.safe_dump(to_dict(self.cfg), sort_keys=False)
         if stored.is_file() and stored.read_text(errors="replace") != new:
-            old, i = stored.with_name("config.yaml.old"), 1
-            while old.exists():  # an earlier restart's copy is kept too
-                old, i = stored.with_name(f"config.yaml.old-{i}"), i + 1
+            old = _unused_name(stored, ".old")  # an earlier restart's copy is kept too
             stored.replace(old)
             _say(f"the recipe differs from the stored {stored}; the old one is kept as {old}")
 
