@@ -286,9 +286,7 @@ def main(argv: list[str] | None = None) -> int:
         args.args = [*args.args, *extra]
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    from sigattn.errors import DataError
-    from sigattn.train.checkpoint import CheckpointError
-    from sigattn.train.config import ConfigError
+    from sigattn.errors import UserError
     from sigattn.train.distributed import RankStopped
     from sigattn.train.trainer import TrainingInterrupted
 
@@ -301,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     except RankStopped as e:  # the failing rank printed its own error; the survivors say so in one line
         print(f"sigattn {args.command}: {e}", file=sys.stderr)
         return 1
-    except (ConfigError, CheckpointError, DataError, FileNotFoundError) as e:
+    except (UserError, FileNotFoundError) as e:  # ConfigError, CheckpointError, DataError
         print(f"sigattn {args.command}: error: {_one_line(e)}", file=sys.stderr)
         return 2
 

@@ -7,9 +7,14 @@ every layer (features, tasks, train) may raise them.
 
 from __future__ import annotations
 
-__all__ = ["DataError"]
+__all__ = ["DataError", "UserError"]
 
 
-class DataError(ValueError):
+class UserError(ValueError):
+    """Base of the errors that mean the user's input is wrong (a recipe, a checkpoint, a data file): the CLI
+    prints one line and exits with code 2."""
+
+
+class DataError(UserError):
     """A data file or dataset that cannot be used as it is: truncated or unreadable audio, a CSV with gaps or
     non-numeric values, a recording without the expected channels. The message names the file (and line)."""

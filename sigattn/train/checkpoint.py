@@ -28,6 +28,8 @@ from typing import Any
 
 import torch
 
+from sigattn.errors import UserError
+
 __all__ = [
     "CheckpointError",
     "save_checkpoint",
@@ -43,7 +45,7 @@ VERSION = 1
 _STEP_RE = re.compile(r"^step-(\d+)\.ckpt$")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError):
     """A checkpoint file that is missing, truncated, tampered with or not a sigattn checkpoint."""
 
 

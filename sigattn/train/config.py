@@ -27,6 +27,7 @@ from typing import Any
 
 import yaml
 
+from sigattn.errors import UserError
 from sigattn.models.registry import ModelSpec
 
 __all__ = [
@@ -42,7 +43,7 @@ __all__ = [
 ]
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError):
     """A recipe that cannot be used: unknown key, wrong type, bad value or missing file."""
 
 
