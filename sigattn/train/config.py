@@ -54,7 +54,10 @@ class _NotFinite(ConfigError):
 @dataclass
 class TrainerConfig:
     """The loop. ``batch_size`` is the global batch of one forward pass, split evenly over the DDP ranks;
-    one optimiser step sees ``batch_size * grad_accum`` items whatever the number of GPUs."""
+    one optimiser step sees ``batch_size * grad_accum`` items whatever the number of GPUs.
+
+    ``early_stop_patience``: stop after this many consecutive validations (one every ``eval_every`` epochs)
+    without a better ``val/<monitor>``; ``None`` trains all epochs. Needs a ``val`` split."""
 
     epochs: int = 10
     max_steps: int | None = None
@@ -71,6 +74,7 @@ class TrainerConfig:
     monitor: str | None = None
     monitor_mode: str | None = None
     eval_every: int = 1
+    early_stop_patience: int | None = None
     log_every: int = 10
     device: str = "auto"
     num_threads: int | None = None
@@ -86,6 +90,7 @@ class TrainerConfig:
         positive = ["batch_size", "grad_accum", "eval_every", "log_every"]
         positive += ["max_steps"] if self.max_steps else ["epochs"]  # max_steps 0/null: epochs decide
         positive += ["eval_batch_size"] if self.eval_batch_size is not None else []
+        positive += ["early_stop_patience"] if self.early_stop_patience is not None else []
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"trainer.{name} must be >= 1, got {getattr(self, name)}")
@@ -108,7 +113,8 @@ class OptimConfig:
 
 @dataclass
 class SchedConfig:
-    """Learning-rate schedule per optimiser step: ``none``, ``cosine``, ``cyclic`` or ``onecycle``."""
+    """Learning-rate schedule per optimiser step: ``none``, ``cosine``, ``cyclic``, ``onecycle`` or ``step``
+    (``lr * gamma ** (epoch // step_epochs)``, constant within an epoch)."""
 
     name: str = "none"
     warmup_steps: int = 0
@@ -116,6 +122,14 @@ class SchedConfig:
     max_lr: float | None = None
     step_size_up: int | None = None
     mode: str = "triangular"
+    step_epochs: int = 1
+    gamma: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.step_epochs < 1:
+            raise ConfigError(f"sched.step_epochs must be >= 1, got {self.step_epochs}")
+        if not 0.0 < self.gamma <= 1.0:
+            raise ConfigError(f"sched.gamma must be in (0, 1], got {self.gamma}")
 
 
 @dataclass
@@ -133,7 +147,7 @@ class Recipe:
 
 _CHOICES = {
     "optim.name": ("adam", "adamw", "sgd"),
-    "sched.name": ("none", "cosine", "cyclic", "onecycle"),
+    "sched.name": ("none", "cosine", "cyclic", "onecycle", "step"),
     "sched.mode": ("triangular", "triangular2"),
     "trainer.monitor_mode": (None, "min", "max"),
 }

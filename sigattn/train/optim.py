@@ -8,6 +8,9 @@ Schedules are closed-form functions of the step count, so resuming needs only th
   2017), as the ECAPA-TDNN recipe uses; equals ``CyclicLR(cycle_momentum=False)``.
 - ``onecycle``: Smith & Topin, "Super-Convergence" (2019); equals ``OneCycleLR`` (cosine annealing,
   ``div_factor=25``, ``final_div_factor=1e4``) with warm-up ``warmup_steps`` or 30 % of the run.
+- ``step``: ``lr * gamma ** floor(epoch / step_epochs)`` with ``epoch = step // steps_per_epoch``, constant
+  within an epoch (after the warm-up, if any); equals ``StepLR(step_size=step_epochs, gamma=gamma)`` stepped
+  once per epoch. ``step_epochs=1, gamma=0.5`` is Time-Series-Library's ``lradj: type1``.
 
 Example:
     >>> import torch
@@ -56,17 +59,26 @@ class LRSchedule:
         optim: gives the peak ``lr``.
         sched: the schedule.
         total_steps: optimiser steps of the whole run (for cosine and one-cycle).
+        steps_per_epoch: optimiser steps of one epoch (required by ``step``, which decays per epoch).
     """
 
     def __init__(
-        self, optimizer: torch.optim.Optimizer, optim: OptimConfig, sched: SchedConfig, total_steps: int
+        self,
+        optimizer: torch.optim.Optimizer,
+        optim: OptimConfig,
+        sched: SchedConfig,
+        total_steps: int,
+        steps_per_epoch: int | None = None,
     ):
         self.optimizer, self.cfg = optimizer, sched
         self.base_lr = optim.lr
         self.total = max(int(total_steps), 1)
+        self.steps_per_epoch = steps_per_epoch
         self.step_count = 0
         if sched.name == "cyclic" and not sched.step_size_up:
             raise ConfigError("sched.step_size_up (steps per half cycle) is required for sched.name=cyclic")
+        if sched.name == "step" and (steps_per_epoch is None or steps_per_epoch < 1):
+            raise ValueError(f"sched.name=step needs steps_per_epoch >= 1, got {steps_per_epoch}")
         if sched.warmup_steps < 0:
             raise ConfigError(f"sched.warmup_steps must be >= 0, got {sched.warmup_steps}")
         self._apply()
@@ -84,6 +96,8 @@ class LRSchedule:
             span = max(self.total - c.warmup_steps, 1)
             p = min(max(step - c.warmup_steps, 0) / span, 1.0)
             return c.min_lr + (lr - c.min_lr) * 0.5 * (1.0 + math.cos(math.pi * p))
+        if c.name == "step":
+            return lr * c.gamma ** ((step // self.steps_per_epoch) // c.step_epochs)
         return lr
 
     def _cyclic(self, step: int) -> float:

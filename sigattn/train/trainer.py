@@ -244,12 +244,15 @@ class Trainer:
             self.n_epochs = math.ceil(c.max_steps / self.steps_per_epoch)
         else:
             self.total_steps, self.n_epochs = c.epochs * self.steps_per_epoch, c.epochs
-        self.sched = LRSchedule(self.opt, self.cfg.optim, self.cfg.sched, self.total_steps)
+        self.sched = LRSchedule(
+            self.opt, self.cfg.optim, self.cfg.sched, self.total_steps, self.steps_per_epoch
+        )
         self.monitor = c.monitor or getattr(self.task, "monitor", None)
         self.monitor_mode = c.monitor_mode or getattr(self.task, "monitor_mode", "min")
         self.epoch, self.batch_in_epoch, self.step = 0, 0, 0
         self.best_value: float | None = None
         self.best_epoch, self.best_metrics, self.best_weights = -1, {}, None
+        self.evals_without_improvement = 0  # consecutive validations without a better monitor value
         self.epoch_rows: list[dict] = []
         self.epoch_losses: list[float] = []  # this epoch's step losses so far (kept across a resume)
 
@@ -333,6 +336,7 @@ class Trainer:
                 "best_epoch": self.best_epoch,
                 "best_metrics": self.best_metrics,
                 "epoch_losses": list(self.epoch_losses),
+                "evals_without_improvement": self.evals_without_improvement,
             },  # fmt: skip
         }
 
@@ -373,6 +377,7 @@ class Trainer:
         self.best_value, self.best_epoch = loop["best_value"], loop["best_epoch"]
         self.best_metrics = dict(loop["best_metrics"])
         self.epoch_losses = list(loop["epoch_losses"])
+        self.evals_without_improvement = int(loop.get("evals_without_improvement", 0))  # older checkpoints: 0
         rngs = state["rng"]
         set_rng_state(rngs[self.info.rank] if len(rngs) == self.info.world_size else rngs[0])
         best = path.parent / "best.ckpt"
@@ -385,6 +390,7 @@ class Trainer:
             self.best_weights = None if stale else saved["weights"]
         if broadcast_object(stale, self.info):  # start model selection afresh from here, on every rank
             self.best_value, self.best_epoch, self.best_metrics = None, -1, {}
+            self.evals_without_improvement = 0
 
     # ------------------------------------------------------------- evaluation
     def _eval_weights(self) -> nn.Module:
@@ -511,6 +517,11 @@ class Trainer:
         dist.all_reduce(flag, op=dist.ReduceOp.MAX)
         return bool(flag.item())
 
+    def _patience_spent(self) -> bool:
+        """True once ``trainer.early_stop_patience`` validations in a row brought no better monitor value."""
+        patience = self.cfg.trainer.early_stop_patience
+        return patience is not None and self.evals_without_improvement >= patience
+
     def _better(self, value: float) -> bool:
         if self.best_value is None:
             return True
@@ -520,7 +531,8 @@ class Trainer:
         """Train, select the best epoch on ``val``, test, write the run folder; returns the final metrics.
 
         Keys: ``test/<metric>`` (best weights, or final weights without a val split), ``val/<metric>`` (the
-        best epoch's), ``train/loss`` (last epoch mean), ``best_epoch``, ``epochs``, ``steps``.
+        best epoch's), ``train/loss`` (last epoch mean), ``best_epoch``, ``epochs``, ``steps``, ``stopped_early``
+        (1.0 when ``trainer.early_stop_patience`` ended training before its last epoch, else 0.0).
 
         Raises:
             TrainingInterrupted: after SIGTERM, once the current optimiser step is checkpointed.
@@ -553,6 +565,11 @@ class Trainer:
             raise ConfigError(
                 f"trainer.monitor={c.monitor!r} is not task {self.cfg.task!r}'s default metric {default!r} "
                 f"(mode {self.monitor_mode!r}); set trainer.monitor_mode to 'min' or 'max' for it"
+            )
+        if c.early_stop_patience is not None and "val" not in self.datasets:
+            raise ConfigError(
+                f"trainer.early_stop_patience={c.early_stop_patience} needs a validation split, but task "
+                f"{self.cfg.task!r} has no 'val' split here; set trainer.early_stop_patience=null"
             )
         resume_path = None
         if self.resume is not None:
@@ -606,7 +623,8 @@ class Trainer:
         has_val = "val" in self.datasets
         train_loss = math.nan
         t_start = time.perf_counter()
-        while self.epoch < self.n_epochs and self.step < self.total_steps:
+        # a resumed run whose patience was already spent (killed after its last checkpoint) goes straight to test
+        while self.epoch < self.n_epochs and self.step < self.total_steps and not self._patience_spent():
             train_loss = self._run_epoch(steps_log, tb, bar_on)
             row: dict[str, Any] = {"epoch": self.epoch + 1, "step": self.step, "train/loss": train_loss}
             last = self.epoch + 1 >= self.n_epochs or self.step >= self.total_steps
@@ -615,7 +633,10 @@ class Trainer:
                 row |= {f"val/{k}": v for k, v in vm.items()}
                 if self.monitor not in vm:
                     raise KeyError(f"monitor metric {self.monitor!r} not among val metrics {sorted(vm)}")
-                if self._better(vm[self.monitor]):
+                if not self._better(vm[self.monitor]):
+                    self.evals_without_improvement += 1  # the same rule as best-epoch selection
+                else:
+                    self.evals_without_improvement = 0
                     self.best_value, self.best_epoch, self.best_metrics = vm[self.monitor], self.epoch + 1, vm
                     if self.main:
                         self.best_weights = {
@@ -642,6 +663,15 @@ class Trainer:
                         flush=True,
                     )
             self._save_step_checkpoint()
+        self.stopped_early = (
+            self._patience_spent() and self.epoch < self.n_epochs and self.step < self.total_steps
+        )
+        if self.stopped_early and self.main and not c.quiet:
+            print(
+                f"[{self.cfg.name}] early stop after epoch {self.epoch}: no better val/{self.monitor} for "
+                f"{self.evals_without_improvement} evaluations",
+                flush=True,
+            )
         return self._finish(train_loss, time.perf_counter() - t_start, tb)
 
     def _finish(self, train_loss: float, seconds: float, tb: TensorBoardLog | None) -> dict[str, float]:
@@ -658,7 +688,8 @@ class Trainer:
         elif split == "val":
             _, outputs = self.evaluate("val", model)
         metrics |= {"train/loss": train_loss, "best_epoch": float(self.best_epoch), "epochs": float(self.epoch),
-                    "steps": float(self.step), "train_seconds": seconds}  # fmt: skip
+                    "steps": float(self.step), "stopped_early": float(self.stopped_early),
+                    "train_seconds": seconds}  # fmt: skip
         self.metrics, self.model = metrics, model
         if self.main:
             (self.run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
@@ -678,6 +709,11 @@ class Trainer:
             )
             notes = [f"task `{self.cfg.task}`, recipe `{self.cfg.name}`, device {self.device}, "
                      f"{self.info.world_size} process(es)", f"test evaluated with the {sel}"]  # fmt: skip
+            if self.stopped_early:
+                notes.append(
+                    f"early stop after epoch {self.epoch} of {self.n_epochs}: no better val {self.monitor} for "
+                    f"{self.evals_without_improvement} evaluations (trainer.early_stop_patience)"
+                )
             notes += list(self.task.report_notes()) if hasattr(self.task, "report_notes") else []
             write_report(self.run_dir, f"Run {self.cfg.name}", metrics, plots, checks, notes)
             self.plots, self.checks = plots, checks
