@@ -74,6 +74,50 @@ def _cmd_folds(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sweep(a: argparse.Namespace) -> int:
+    from sigattn.train.sweep import load_sweep
+
+    sweep = load_sweep(
+        a.file, axes=a.axis, seeds=a.seeds, overrides=a.overrides, parallel=a.parallel, threads=a.threads,
+        executor=a.executor, out=a.out, folds=_folds_arg(a.folds),
+    )  # fmt: skip
+    if a.dry_run:
+        print(f"{sweep.name}: {len(sweep.runs)} runs -> {sweep.dir}")
+        for r in sweep.runs:
+            print(f"  {r.id}  {' '.join(r.overrides)}")
+        return 0
+    counts = sweep.run(quiet=a.quiet)
+    return 1 if counts.get("failed") else 0
+
+
+def _folds_arg(values: list[str] | None):
+    if not values:
+        return None
+    if values == ["all"]:
+        return "all"
+    try:
+        return [int(v) for v in values]
+    except ValueError:
+        raise SystemExit(
+            f"sigattn sweep: --folds takes 'all' or fold numbers, got {' '.join(values)}"
+        ) from None
+
+
+def _cmd_results(a: argparse.Namespace) -> int:
+    from sigattn.train.results import write_results
+    from sigattn.train.sweep import parse_axis
+
+    baseline = None
+    if a.baseline:
+        baseline = {}
+        for text in a.baseline:
+            key, values = parse_axis(text)
+            baseline[key] = values[0]
+    path = write_results(a.sweep_dir, baseline=baseline, metrics=a.metrics)
+    print(path.read_text())
+    return 0
+
+
 def _cmd_export(a: argparse.Namespace) -> int:
     from sigattn.train.tools import export_checkpoint
 
@@ -231,6 +275,44 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--out", help="folder of the runs and summary.md (default: <out_dir>/<recipe>/folds)")
     f.set_defaults(func=_cmd_folds)
 
+    w = sub.add_parser(
+        "sweep", formatter_class=fmt, help="run an experiment: recipe(s) x axes x seeds (x folds), then results",
+        description="Run every combination of a sweep file's axes (or of --axis on a RECIPE) and seeds, each an "
+        "ordinary run folder under <out_dir>/sweeps/<name>/runs/, N at a time; rerunning skips finished runs and "
+        "resumes or retries the others. Ends with results.csv and results.md (mean +- std per cell, paired "
+        "differences against the baseline).\n\nExamples:\n  sigattn sweep sweeps/toy_attention.yaml\n  "
+        "sigattn sweep recipes/toy.yaml --axis model.attention=se,eca,none --seeds 0 1 2 --parallel 2 "
+        "trainer.epochs=3",
+    )  # fmt: skip
+    w.add_argument("file", metavar="SWEEP.yaml|RECIPE.yaml")
+    w.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="fixed overrides for every run")
+    w.add_argument(
+        "--axis", action="append", metavar="KEY=V1,V2", help="an axis (repeatable); adds to the file's"
+    )
+    w.add_argument("--seeds", nargs="+", type=int, help="seeds (default: the file's, else the recipe's seed)")
+    w.add_argument(
+        "--folds", nargs="+", metavar="all|K", help="fold axis for tasks with folds: all, or fold numbers"
+    )
+    w.add_argument("--parallel", type=int, help="runs at a time (default: the file's, else 1)")
+    w.add_argument("--threads", type=int, help="threads per run (default: CPU cores // parallel)")
+    w.add_argument("--executor", choices=["local", "submitit"], help="where runs go (default: local)")
+    w.add_argument("--out", help="sweep folder (default: <out_dir>/sweeps/<name>)")
+    w.add_argument("--dry-run", action="store_true", help="list the runs and exit")
+    w.add_argument("--quiet", action="store_true", help="no per-run lines")
+    w.set_defaults(func=_cmd_sweep)
+
+    r = sub.add_parser(
+        "results",
+        help="tables and plots of a sweep folder: mean +- std per cell, paired tests vs a baseline",
+        description="Gather every run of SWEEP_DIR into results.csv (one row per run) and results.md + plots/.",
+    )
+    r.add_argument("sweep_dir", metavar="SWEEP_DIR")
+    r.add_argument(
+        "--baseline", nargs="+", metavar="KEY=VALUE", help="the reference cell (default: the sweep's)"
+    )
+    r.add_argument("--metrics", nargs="+", help="metrics to report first (default: the sweep's, else test/*)")
+    r.set_defaults(func=_cmd_results)
+
     x = sub.add_parser("export", help="export a checkpoint's model to ONNX or TorchScript",
                        description="Uses the task's export_model / example_inputs / dynamic_axes; ONNX is checked "
                        "against onnxruntime, TorchScript against eager.")  # fmt: skip
@@ -281,9 +363,12 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MPLBACKEND", "Agg")
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    if extra and args.command == "train" and not any(e.startswith("-") for e in extra):
+    if extra and args.command in ("train", "sweep") and not any(e.startswith("-") for e in extra):
         # overrides after an option (`train R --run-dir X a.b=1`): argparse fills the positionals before it
-        args.args = [*args.args, *extra]
+        if args.command == "train":
+            args.args = [*args.args, *extra]
+        else:
+            args.overrides = [*args.overrides, *extra]
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     from sigattn.errors import UserError

@@ -1,0 +1,577 @@
+"""Experiments: a recipe (or several) x axes of override values x seeds (x folds), run as ordinary run folders.
+
+A sweep file is YAML::
+
+    name: toy_attention              # optional; default: the file's stem
+    recipe: recipes/toy.yaml         # or a list of recipes: then "recipe" is an axis
+    axes:                            # override key -> the values to try (the cartesian product is run)
+      model.attention: [se, eca, none]
+    seeds: [0, 1, 2]                 # repetitions (trainer.seed); default: the recipe's own seed
+    folds: all                       # tasks with folds (EEG): all | [0, 2] | null (default: no fold axis)
+    overrides: {trainer.epochs: 3}   # fixed for every run (a mapping or a list of "key=value")
+    baseline: {model.attention: none}  # the reference cell of the results' paired comparison
+    parallel: 2                      # runs at a time on this machine
+    threads: 1                       # torch/Numba threads per run (default: CPU cores // parallel)
+    devices: null                    # e.g. [0, 1, 2, 3]: one run per GPU (CUDA_VISIBLE_DEVICES per slot)
+    gpus_per_run: 1                  # > 1: each run is a DDP job of that many processes (torchrun)
+    executor: local                  # local | submitit (SLURM, or submitit's local/debug executors)
+    submitit: {cluster: slurm, timeout_min: 240, slurm_partition: gpu}
+
+or ``sigattn sweep RECIPE.yaml --axis model.attention=se,eca,none --seeds 0 1 2 [KEY=VALUE ...]``.
+
+The sweep folder (``<out_dir>/sweeps/<name>/`` by default) holds ``sweep.yaml`` (what was asked),
+``index.json`` (every run: its axis values, status, error, seconds) and ``runs/<id>/`` (each an ordinary run
+folder: config.yaml, metrics.json, report.md, checkpoints). A run's ``id`` is derived from its recipe and
+overrides, so the same run always lands in the same folder. Rerunning the sweep skips the runs that have
+``metrics.json``, resumes the ones that stopped (from their last checkpoint) and retries the failed ones; a
+failed run is recorded in the index and the sweep goes on. At the end :func:`sigattn.train.results.write_results`
+writes ``results.csv`` and ``results.md``.
+
+Local runs: a pool of worker processes (one per slot; each imports torch once and runs one run at a time,
+with its threads and devices set before torch loads). A worker dies with the sweep (Linux: the parent's death
+sends it SIGTERM, so the run checkpoints its current step and stops); a lock file per run keeps two sweeps
+from training the same run at once. Clusters: ``executor: submitit`` submits each run as a job through
+submitit (the de-facto scheduler layer of PyTorch research code, also used by Hydra's launcher), with its
+``AutoExecutor`` parameters from the ``submitit`` mapping; ``cluster: local`` or ``debug`` run the same
+submission path on this machine.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import contextlib
+import hashlib
+import itertools
+import json
+import multiprocessing as mp
+import os
+import re
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sigattn.train.config import ConfigError, _build, _parse_scalar, load_recipe, read_yaml
+
+__all__ = ["SweepSpec", "Sweep", "load_sweep", "sweep_from_recipe", "parse_axis", "run_one"]
+
+REPEAT_AXES = ("seed", "fold")
+EXECUTORS = ("local", "submitit")
+
+
+@dataclass
+class SweepSpec:
+    """A sweep file, checked key by key like a recipe (unknown key -> error naming the nearest valid one)."""
+
+    recipe: Any = None
+    name: str | None = None
+    axes: dict = field(default_factory=dict)
+    seeds: list[int] | None = None
+    folds: Any = None
+    overrides: Any = None
+    baseline: dict | None = None
+    metrics: list[str] | None = None
+    parallel: int = 1
+    threads: int | None = None
+    devices: list[int] | None = None
+    gpus_per_run: int = 1
+    executor: str = "local"
+    submitit: dict = field(default_factory=dict)
+    out: str | None = None
+
+
+def _overrides_list(value: Any, where: str) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, dict):
+        return [f"{k}={_yaml_value(v)}" for k, v in value.items()]
+    if isinstance(value, list) and all(isinstance(v, str) and "=" in v for v in value):
+        return list(value)
+    raise ConfigError(f"{where}: 'overrides' must be a mapping key: value or a list of 'key=value' strings")
+
+
+def _yaml_value(v: Any) -> str:
+    """``v`` as the text of an override (``key=<text>``) that parses back to ``v``."""
+    return yaml.safe_dump(v, default_flow_style=True, width=10**9).strip().removesuffix("\n...").strip()
+
+
+def parse_axis(text: str) -> tuple[str, list]:
+    """``"model.attention=se,eca,none"`` -> ``("model.attention", ["se", "eca", "none"])``; values are YAML
+    scalars (``params.pred_len=96,192`` gives ints); ``key=[[1, 2], [3]]`` gives a YAML list as is."""
+    if "=" not in text:
+        raise ConfigError(f"--axis {text!r} is not of the form key.sub=v1,v2,...")
+    key, rest = (s.strip() for s in text.split("=", 1))
+    if not key or not rest:
+        raise ConfigError(f"--axis {text!r}: empty key or no values")
+    if rest.startswith("["):
+        values = _parse_scalar(rest, text)
+        if not isinstance(values, list):
+            raise ConfigError(f"--axis {text!r}: the values are not a YAML list")
+    else:
+        values = [_parse_scalar(v.strip(), text) for v in rest.split(",")]
+    return key, values
+
+
+@dataclass
+class Run:
+    """One run of a sweep."""
+
+    id: str
+    recipe: str
+    overrides: list[str]
+    values: dict
+    dir: str = ""
+    status: str = "pending"
+    error: str | None = None
+    seconds: float | None = None
+    job_id: str | None = None
+
+    def record(self) -> dict:
+        return {"id": self.id, "dir": self.dir, "recipe": self.recipe, "overrides": self.overrides,
+                "values": self.values, "status": self.status, "error": self.error, "seconds": self.seconds,
+                "job_id": self.job_id}  # fmt: skip
+
+
+def _slug(values: dict) -> str:
+    parts = []
+    for k, v in values.items():
+        if k == "fold" and v is None:
+            continue
+        short = k.rsplit(".", 1)[-1]
+        text = v if isinstance(v, str) else json.dumps(v, separators=(",", ""))
+        parts.append(f"{short}={text}")
+    slug = re.sub(r"[^A-Za-z0-9_.=+-]+", "-", "_".join(parts)).strip("-")
+    return slug[:80] or "run"
+
+
+def _run_id(recipe: Path, overrides: list[str], values: dict) -> str:
+    key = json.dumps([recipe.resolve().as_posix(), overrides], separators=(",", ":"))
+    return f"{_slug(values)}-{hashlib.sha1(key.encode()).hexdigest()[:6]}"
+
+
+class Sweep:
+    """A checked sweep: the runs it makes, where they go, and how to run them.
+
+    Args:
+        spec: the sweep (a :class:`SweepSpec`).
+        source: the file it came from (for error messages and the default name), or ``""``.
+        out: the sweep folder (default: ``spec.out`` or ``<out_dir of the first recipe>/sweeps/<name>``).
+    """
+
+    def __init__(self, spec: SweepSpec, source: str = "", out: str | os.PathLike | None = None):
+        self.spec, self.source = spec, source
+        where = source or "sweep"
+        recipes = spec.recipe if isinstance(spec.recipe, list) else [spec.recipe]
+        if not recipes or any(not isinstance(r, str) or not r for r in recipes):
+            raise ConfigError(f"{where}: key 'recipe' must name a recipe file (or a list of them)")
+        base = Path(source).parent if source else Path(".")
+        self.recipes = [self._find(r, base, where) for r in recipes]
+        for k, v in spec.axes.items():
+            if not isinstance(v, list) or not v:
+                raise ConfigError(f"{where}: axis {k!r} must be a non-empty list of values, got {v!r}")
+            if k in REPEAT_AXES or k == "recipe" or k == "trainer.seed" or k == "params.fold":
+                raise ConfigError(f"{where}: axis {k!r}: give seeds with 'seeds' and folds with 'folds'")
+        if spec.executor not in EXECUTORS:
+            raise ConfigError(f"{where}: key 'executor' must be one of {EXECUTORS}, got {spec.executor!r}")
+        for name in ("parallel", "gpus_per_run"):
+            if getattr(spec, name) < 1:
+                raise ConfigError(f"{where}: key {name!r} must be >= 1, got {getattr(spec, name)}")
+        if spec.threads is not None and spec.threads < 1:
+            raise ConfigError(f"{where}: key 'threads' must be >= 1 or null, got {spec.threads}")
+        if spec.devices and spec.parallel > len(spec.devices) // spec.gpus_per_run:
+            raise ConfigError(
+                f"{where}: parallel={spec.parallel} runs of {spec.gpus_per_run} GPU(s) need "
+                f"{spec.parallel * spec.gpus_per_run} devices, 'devices' lists {len(spec.devices)}"
+            )
+        self.fixed = _overrides_list(spec.overrides, where)
+        self.name = spec.name or (Path(source).stem if source else f"{self.recipes[0].stem}_sweep")
+        first = load_recipe(self.recipes[0], self.fixed)
+        default_out = Path(first.trainer.out_dir) / "sweeps" / self.name
+        self.dir = Path(out or spec.out or default_out)
+        self.axes = (["recipe"] if len(self.recipes) > 1 else []) + list(spec.axes)
+        self.runs = self._expand(where)
+        if spec.baseline:
+            for k, v in spec.baseline.items():
+                if k not in self.axes:
+                    raise ConfigError(
+                        f"{where}: baseline key {k!r} is not an axis (axes: {', '.join(self.axes)})"
+                    )
+                if not any(r.values.get(k) == v for r in self.runs):
+                    raise ConfigError(f"{where}: baseline {k}={v!r} is not one of the axis' values")
+
+    @staticmethod
+    def _find(recipe: str, base: Path, where: str) -> Path:
+        for p in (Path(recipe), base / recipe):
+            if p.is_file():
+                return p
+        raise ConfigError(f"{where}: recipe file not found: {recipe!r}")
+
+    def _expand(self, where: str) -> list[Run]:
+        from sigattn.tasks import get_task
+
+        spec = self.spec
+        runs: list[Run] = []
+        combos = list(itertools.product(*spec.axes.values())) if spec.axes else [()]
+        for recipe in self.recipes:
+            for combo in combos:
+                values: dict[str, Any] = {"recipe": recipe.stem} if len(self.recipes) > 1 else {}
+                ovs = list(self.fixed)
+                for k, v in zip(spec.axes, combo, strict=True):
+                    values[k] = v
+                    ovs.append(f"{k}={_yaml_value(v)}")
+                cfg = load_recipe(recipe, ovs)  # every run checked before any trains (unknown key, type)
+                folds: list[int | None] = [None]
+                if spec.folds is not None:
+                    task_cls = get_task(cfg.task)
+                    if not hasattr(task_cls, "n_folds"):
+                        raise ConfigError(f"{where}: 'folds' given but task {cfg.task!r} has no folds")
+                    kw = {"model": cfg.model} if cfg.model is not None else {}
+                    n = int(task_cls(cfg.params, seed=cfg.trainer.seed, **kw).n_folds())
+                    folds = list(range(n)) if spec.folds == "all" else list(spec.folds)
+                    bad = [f for f in folds if not isinstance(f, int) or not 0 <= f < n]
+                    if bad:
+                        raise ConfigError(f"{where}: folds {bad} out of range: {recipe.name} has {n} folds")
+                seeds = spec.seeds if spec.seeds is not None else [cfg.trainer.seed]
+                for fold in folds:
+                    for seed in seeds:
+                        run_ovs = [*ovs, f"trainer.seed={seed}"] + (
+                            [f"params.fold={fold}"] if fold is not None else []
+                        )
+                        vals = {**values, "seed": seed, "fold": fold}
+                        runs.append(Run(_run_id(recipe, run_ovs, vals), str(recipe), run_ovs, vals))
+        seen: dict[str, Run] = {}
+        for r in runs:
+            if r.id in seen:
+                raise ConfigError(
+                    f"{where}: two runs with the same settings ({r.values}); an axis repeats a value"
+                )
+            seen[r.id] = r
+            r.dir = f"runs/{r.id}"
+        return runs
+
+    # ------------------------------------------------------------------ index
+    def index(self) -> dict:
+        return {
+            "name": self.name,
+            "axes": self.axes,
+            "repeat_axes": list(REPEAT_AXES),
+            "baseline": self.spec.baseline,
+            "metrics": self.spec.metrics,
+            "runs": [r.record() for r in self.runs],
+        }
+
+    def write_index(self) -> None:
+        path = self.dir / "index.json"
+        tmp = path.with_name("index.json.tmp")
+        tmp.write_text(json.dumps(self.index(), indent=1))
+        os.replace(tmp, path)  # atomic: a reader (or a killed sweep) never sees half a file
+
+    def _refresh(self) -> None:
+        """Status from the run folders: finished runs (metrics.json) are done; the rest pending (a failed or
+        interrupted run is retried, resuming from its last checkpoint)."""
+        old = {}
+        idx = self.dir / "index.json"
+        if idx.is_file():
+            with contextlib.suppress(ValueError, OSError):
+                old = {r["id"]: r for r in json.loads(idx.read_text()).get("runs", [])}
+        for r in self.runs:
+            prev = old.get(r.id, {})
+            r.seconds = prev.get("seconds")
+            done = (self.dir / r.dir / "metrics.json").is_file()
+            r.status, r.error = ("done", None) if done else ("pending", prev.get("error"))
+
+    # -------------------------------------------------------------------- run
+    def run(self, *, quiet: bool = False) -> dict[str, int]:
+        """Run every unfinished run; write the index after each change and the results at the end.
+
+        Returns the counts of runs per status."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        (self.dir / "sweep.yaml").write_text(yaml.safe_dump(_plain(self.spec, self), sort_keys=False))
+        self._refresh()
+        self.write_index()
+        todo = [r for r in self.runs if r.status != "done"]
+        say = (lambda m: None) if quiet else (lambda m: print(f"sigattn sweep: {m}", flush=True))
+        say(f"{self.name}: {len(self.runs)} runs ({len(self.runs) - len(todo)} already done) -> {self.dir}")
+        if todo:
+            if self.spec.executor == "submitit":
+                self._run_submitit(todo, say)
+            else:
+                self._run_local(todo, say)
+        counts: dict[str, int] = {}
+        for r in self.runs:
+            counts[r.status] = counts.get(r.status, 0) + 1
+        summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+        try:
+            from sigattn.train.results import write_results
+        except ImportError as e:  # a core install: the runs are there, the tables need pandas/matplotlib
+            say(
+                f"{self.name}: {summary}; no results table ({e.name} is missing: pip install 'sigattn[experiments]', "
+                f"then sigattn results {self.dir})"
+            )
+            return counts
+        say(f"{self.name}: {summary}; report {write_results(self.dir)}")
+        return counts
+
+    def _job(self, r: Run) -> dict:
+        return {"recipe": r.recipe, "overrides": r.overrides, "dir": str(self.dir / r.dir), "id": r.id,
+                "lock": str(self.dir / "locks" / f"{r.id}.lock"), "nproc": self.spec.gpus_per_run}  # fmt: skip
+
+    def _finished(self, r: Run, result: dict, done: int, total: int, say) -> None:
+        r.status, r.error, r.seconds = result["status"], result.get("error"), result.get("seconds")
+        self.write_index()
+        tail = f"error: {r.error}" if r.error else f"{r.seconds:.1f} s"
+        say(f"[{done}/{total}] {r.status} {r.id} ({tail})")
+
+    def _slots(self) -> list[dict[str, str]]:
+        spec = self.spec
+        threads = spec.threads or max(1, (os.cpu_count() or 1) // spec.parallel)
+        env = {k: str(threads) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")}
+        env["SIGATTN_SWEEP_THREADS"] = str(threads)
+        slots = []
+        for i in range(spec.parallel):
+            e = dict(env)
+            if spec.devices:
+                g = spec.gpus_per_run
+                e["CUDA_VISIBLE_DEVICES"] = ",".join(str(d) for d in spec.devices[i * g : (i + 1) * g])
+            slots.append(e)
+        return slots
+
+    def _run_local(self, todo: list[Run], say) -> None:
+        (self.dir / "locks").mkdir(exist_ok=True)
+        ctx = mp.get_context("spawn")
+        slots = self._slots()
+        pools = [
+            cf.ProcessPoolExecutor(1, mp_context=ctx, initializer=_init_worker, initargs=(e,)) for e in slots
+        ]
+        queue, running, done = list(todo), {}, 0
+        for r in todo:
+            r.status = "pending"
+        try:
+            while queue or running:
+                for i, pool in enumerate(pools):
+                    if queue and i not in {s for s, _ in running.values()}:
+                        r = queue.pop(0)
+                        r.status = "running"
+                        running[pool.submit(run_one, self._job(r))] = (i, r)
+                        self.write_index()
+                finished, _ = cf.wait(list(running), return_when=cf.FIRST_COMPLETED)
+                for fut in finished:
+                    i, r = running.pop(fut)
+                    try:
+                        result = fut.result()
+                    except Exception as e:  # the worker process died (killed, out of memory, segfault)
+                        result = {
+                            "status": "failed",
+                            "error": f"worker process died: {type(e).__name__}: {e}",
+                        }
+                        pools[i].shutdown(wait=False, cancel_futures=True)
+                        pools[i] = cf.ProcessPoolExecutor(
+                            1, mp_context=ctx, initializer=_init_worker, initargs=(slots[i],)
+                        )
+                    done += 1
+                    self._finished(r, result, done, len(todo), say)
+        finally:
+            for pool in pools:
+                pool.shutdown(wait=True, cancel_futures=True)
+
+    def _run_submitit(self, todo: list[Run], say) -> None:
+        try:
+            import submitit
+        except ImportError as e:
+            raise ConfigError(
+                "executor: submitit needs the submitit package: pip install 'sigattn[cluster]'"
+            ) from e
+        params = dict(self.spec.submitit)
+        cluster = params.pop("cluster", None)
+        folder = self.dir / "submitit" / "%j"
+        executor = submitit.AutoExecutor(folder=folder, cluster=cluster)
+        params.setdefault("name", f"sigattn-{self.name}")
+        if self.spec.gpus_per_run > 1:  # one task per GPU: run_one joins them into one DDP group
+            params.setdefault("tasks_per_node", self.spec.gpus_per_run)
+            params.setdefault("gpus_per_node", self.spec.gpus_per_run)
+        try:
+            executor.update_parameters(**params)
+        except (ValueError, TypeError) as e:
+            raise ConfigError(f"{self.source or 'sweep'}: key 'submitit': {e}") from e
+        jobs = {}
+        for r in todo:
+            job = self._job(r) | {"lock": None, "nproc": 1, "submitit": True}
+            jobs[r.id] = (executor.submit(run_one, job), r)
+            r.status, r.job_id = "running", str(jobs[r.id][0].job_id)
+        self.write_index()
+        say(f"submitted {len(jobs)} job(s) to {executor.cluster} ({folder.parent})")
+        done = 0
+        while jobs:
+            for key, (job, r) in list(jobs.items()):
+                if not job.done():
+                    continue
+                del jobs[key]
+                try:
+                    result = job.result()  # a multi-task (DDP) job: its first task's, rank 0
+                except Exception as e:  # the job failed outside run_one (scheduler, time limit)
+                    result = {"status": "failed", "error": " ".join(str(e).split())[-300:]}
+                done += 1
+                self._finished(r, result, done, len(todo), say)
+            if jobs:
+                time.sleep(0.5 if executor.cluster in ("local", "debug") else 10)
+
+
+def _plain(spec: SweepSpec, sweep: Sweep) -> dict:
+    d = {k: getattr(spec, k) for k in SweepSpec.__dataclass_fields__}
+    d["name"] = sweep.name
+    return {k: v for k, v in d.items() if v not in (None, {}, [])}
+
+
+# ------------------------------------------------------------------ workers
+def _init_worker(env: dict[str, str]) -> None:
+    """A local worker: threads and devices set before torch loads; dies with the sweep (Linux)."""
+    os.environ.update(env)
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            import ctypes
+            import signal
+
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+            if os.getppid() == 1:  # the sweep died before prctl took effect
+                os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _one_line(e: BaseException) -> str:
+    text = " ".join(line.strip() for line in str(e).splitlines() if line.strip())
+    return f"{type(e).__name__}: {text}"[:500]
+
+
+@contextlib.contextmanager
+def _output_to(path: Path):
+    """Send this process's stdout and stderr (file descriptors included) to ``path`` (appended)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(path, "ab") as f:
+        os.dup2(f.fileno(), 1)
+        os.dup2(f.fileno(), 2)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        os.close(saved[0])
+        os.close(saved[1])
+
+
+def run_one(job: dict) -> dict:
+    """Train (or resume, or skip) one run of a sweep; returns ``{"status", "error", "seconds"}``, never raises
+    for a failed run. Runs in a sweep worker, a submitit job, or in process."""
+    run_dir = Path(job["dir"])
+    if (run_dir / "metrics.json").is_file():
+        return {"status": "done", "error": None, "seconds": 0.0}
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lock = None
+    if job.get("lock"):
+        import fcntl
+
+        lock = open(job["lock"], "w")  # noqa: SIM115 - held for the whole run
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            lock.close()
+            return {"status": "failed", "error": "another process is training this run (its lock is held)"}
+    t0 = time.perf_counter()
+    try:
+        with _output_to(run_dir / "sweep.log"):
+            print(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} sigattn sweep run {job['id']}", flush=True)
+            try:
+                _train(job, run_dir)
+                status, error = "done", None
+            except BaseException as e:  # recorded, the sweep goes on (KeyboardInterrupt/SystemExit included)
+                traceback.print_exc()
+                status, error = "failed", _one_line(e)
+                if isinstance(e, KeyboardInterrupt):
+                    raise
+    finally:
+        if lock is not None:
+            lock.close()
+    return {"status": status, "error": error, "seconds": round(time.perf_counter() - t0, 3)}
+
+
+def _train(job: dict, run_dir: Path) -> None:
+    threads = os.environ.get("SIGATTN_SWEEP_THREADS")
+    overrides = list(job["overrides"])
+    if threads and not any(o.startswith("trainer.num_threads=") for o in overrides):
+        overrides.append(f"trainer.num_threads={threads}")
+    started = (run_dir / "config.yaml").is_file()
+    if job.get("nproc", 1) > 1 and not job.get("submitit"):
+        import subprocess
+
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={job['nproc']}",
+               "-m", "sigattn.cli", "train"]  # fmt: skip
+        cmd += (
+            ["--resume", str(run_dir), *overrides]
+            if started
+            else [job["recipe"], "--run-dir", str(run_dir), *overrides]
+        )
+        subprocess.run(cmd, check=True)
+        return
+    if job.get("submitit") and int(os.environ.get("SLURM_NTASKS", "1")) > 1:
+        import submitit
+
+        submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
+    from sigattn.train.config import apply_overrides, recipe_from_dict
+    from sigattn.train.trainer import Trainer
+
+    if started:  # stopped or failed before: continue from its last checkpoint (or from scratch without one)
+        stored = read_yaml(run_dir / "config.yaml")
+        cfg = recipe_from_dict(apply_overrides(stored, overrides), name=Path(job["recipe"]).stem,
+                               source=str(run_dir / "config.yaml"))  # fmt: skip
+        Trainer(cfg, run_dir=run_dir, resume=run_dir).fit()
+    else:
+        Trainer(load_recipe(job["recipe"], overrides), run_dir=run_dir).fit()
+
+
+# -------------------------------------------------------------------- loading
+def load_sweep(path: str | os.PathLike, *, axes: list[str] | None = None, seeds: list[int] | None = None,
+               overrides: list[str] | None = None, **options: Any) -> Sweep:  # fmt: skip
+    """A sweep from a sweep file, or from a recipe file plus ``axes`` (``"key=v1,v2"``) and ``seeds``.
+
+    ``options`` set other :class:`SweepSpec` keys (``parallel``, ``out``, ``executor``, ...) over the file's."""
+    raw = read_yaml(path)
+    if "task" in raw:  # a recipe: the sweep is made of the command line's axes
+        raw = {"recipe": str(path), "name": f"{Path(path).stem}_sweep"}
+        source = ""
+    else:
+        source = str(path)
+    raw.setdefault("axes", {})
+    if raw["axes"] is None:
+        raw["axes"] = {}
+    for text in axes or []:
+        k, v = parse_axis(text)
+        raw["axes"][k] = v
+    if seeds is not None:
+        raw["seeds"] = list(seeds)
+    if overrides:
+        raw["overrides"] = [*_overrides_list(raw.get("overrides"), str(path)), *overrides]
+    raw |= {k: (str(v) if isinstance(v, os.PathLike) else v) for k, v in options.items() if v is not None}
+    spec = _build(SweepSpec, raw, "", str(path))
+    if spec.recipe is None:
+        raise ConfigError(f"{path}: missing key 'recipe' (the recipe file, or a list of them)")
+    if spec.folds not in (None, "all") and not (
+        isinstance(spec.folds, list) and all(isinstance(f, int) for f in spec.folds)
+    ):
+        raise ConfigError(
+            f"{path}: key 'folds' must be all, a list of fold numbers or null, got {spec.folds!r}"
+        )
+    return Sweep(spec, source=source or "", out=options.get("out"))
+
+
+def sweep_from_recipe(recipe: str | os.PathLike, axes: dict[str, list], **keys: Any) -> Sweep:
+    """A sweep in code: ``sweep_from_recipe("recipes/toy.yaml", {"model.attention": ["se", "none"]},
+    seeds=[0, 1], parallel=2, out="runs/sweeps/x")``."""
+    keys = {k: (str(v) if isinstance(v, os.PathLike) else v) for k, v in keys.items()}
+    spec = _build(SweepSpec, {"recipe": str(recipe), "axes": axes, **keys}, "", "sweep")
+    return Sweep(spec, out=keys.get("out"))

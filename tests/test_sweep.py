@@ -1,0 +1,207 @@
+"""Sweeps: a recipe x axes x seeds as ordinary run folders, killed and resumed, failures recorded, submitit path."""
+
+from __future__ import annotations
+
+import csv
+import fcntl
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from sigattn.cli import main as cli
+from sigattn.train.config import ConfigError
+from sigattn.train.sweep import load_sweep, parse_axis, sweep_from_recipe
+
+ROOT = Path(__file__).resolve().parents[1]
+TOY = ROOT / "recipes" / "toy.yaml"
+FAST = {"trainer.epochs": 2, "params.n_train": 128, "params.n_val": 32, "params.n_test": 64}
+
+
+def _metrics(run_dir: Path) -> dict:
+    return json.loads((run_dir / "metrics.json").read_text())
+
+
+def _write_sweep(tmp_path: Path, **extra) -> Path:
+    import yaml
+
+    spec = {"recipe": str(TOY), "axes": {"model.attention": ["se", "none"]}, "seeds": [0, 1],
+            "overrides": dict(FAST), "baseline": {"model.attention": "none"}, **extra}  # fmt: skip
+    path = tmp_path / "toy_attention.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def test_parse_axis_reads_yaml_values():
+    assert parse_axis("params.pred_len=96,192") == ("params.pred_len", [96, 192])
+    assert parse_axis("model.attention=se, eca") == ("model.attention", ["se", "eca"])
+    assert parse_axis("model.channels=[[8, 8], [16]]") == ("model.channels", [[8, 8], [16]])
+    with pytest.raises(ConfigError, match="key.sub=v1,v2"):
+        parse_axis("model.attention")
+
+
+def test_runs_are_the_product_of_axes_and_seeds(tmp_path):
+    sweep = load_sweep(_write_sweep(tmp_path), out=tmp_path / "sw")
+    got = sorted((r.values["model.attention"], r.values["seed"]) for r in sweep.runs)
+    assert got == [("none", 0), ("none", 1), ("se", 0), ("se", 1)]
+    run = next(r for r in sweep.runs if r.values == {"model.attention": "se", "seed": 1, "fold": None})
+    assert run.overrides[-2:] == ["model.attention=se", "trainer.seed=1"]
+    assert "trainer.epochs=2" in run.overrides
+    # the same settings always map to the same folder; other settings to another
+    again = load_sweep(_write_sweep(tmp_path), out=tmp_path / "sw")
+    assert [r.id for r in again.runs] == [r.id for r in sweep.runs]
+    assert len({r.id for r in sweep.runs}) == 4
+
+
+@pytest.mark.parametrize(
+    ("extra", "fragment"),
+    [
+        ({"axis": {"x": [1]}}, "unknown key 'axis'; did you mean 'axes'"),
+        ({"axes": {"model.atention": ["se"]}}, "model.atention"),
+        ({"baseline": {"model.hidden": 8}}, "baseline key 'model.hidden' is not an axis"),
+        ({"baseline": {"model.attention": "eca"}}, "baseline model.attention='eca' is not one of"),
+        ({"axes": {"model.attention": []}}, "must be a non-empty list"),
+        ({"axes": {"trainer.seed": [1, 2]}}, "give seeds with 'seeds'"),
+        ({"folds": "all"}, "task 'toy' has no folds"),
+        ({"parallel": 0}, "'parallel' must be >= 1"),
+        ({"executor": "slurm"}, "'executor' must be one of"),
+    ],
+)
+def test_bad_sweeps_fail_before_any_run_naming_the_key(tmp_path, extra, fragment):
+    with pytest.raises(ConfigError, match=None) as e:
+        load_sweep(_write_sweep(tmp_path, **extra), out=tmp_path / "sw")
+    assert fragment in str(e.value)
+    assert not (tmp_path / "sw").exists()
+
+
+def test_cli_bad_sweep_is_one_line_exit_2(tmp_path, capsys):
+    assert cli(["sweep", str(_write_sweep(tmp_path, axis={"x": [1]})), "--out", str(tmp_path / "sw")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "did you mean 'axes'" in err[0]
+
+
+def test_failed_run_is_recorded_and_the_sweep_goes_on(tmp_path):
+    # optim.lr=-1 passes the recipe check; the run refuses it when it builds its optimiser
+    sweep = sweep_from_recipe(TOY, {"optim.lr": [0.01, -1.0]}, seeds=[0], overrides=dict(FAST),
+                              out=str(tmp_path / "sw"), threads=1)  # fmt: skip
+    counts = sweep.run(quiet=True)
+    assert counts == {"done": 1, "failed": 1}
+    index = json.loads((tmp_path / "sw" / "index.json").read_text())
+    failed = [r for r in index["runs"] if r["status"] == "failed"]
+    assert len(failed) == 1 and failed[0]["values"]["optim.lr"] == -1.0
+    assert "optim.lr must be > 0" in failed[0]["error"] and "\n" not in failed[0]["error"]
+    log = (tmp_path / "sw" / failed[0]["dir"] / "sweep.log").read_text()
+    assert "Traceback" in log  # the whole traceback is kept next to the run
+    # the table has both runs: the failed one with its status and no metrics
+    rows = list(csv.DictReader((tmp_path / "sw" / "results.csv").open()))
+    assert sorted(r["status"] for r in rows) == ["done", "failed"]
+
+
+def _sweep_proc(sweep_file: Path, out: Path, log) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    cmd = [
+        sys.executable,
+        "-m",
+        "sigattn.cli",
+        "sweep",
+        str(sweep_file),
+        "--out",
+        str(out),
+        "--parallel",
+        "1",
+    ]
+    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+
+
+def _wait_unlocked(lock: Path, timeout: float = 60.0) -> None:
+    """Until no process holds the run's lock (the killed sweep's worker has checkpointed and gone)."""
+    end = time.time() + timeout
+    while time.time() < end:
+        if not lock.exists():
+            return
+        with open(lock, "w") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except OSError:
+                time.sleep(0.2)
+    raise AssertionError(f"{lock} still locked after {timeout} s")
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="the worker's parent-death signal is Linux's"
+)
+def test_sigkilled_sweep_resumes_without_rerunning_finished_runs(tmp_path):
+    # 2 values x 2 seeds; more epochs so that the kill usually lands inside a run
+    sweep_file = _write_sweep(tmp_path, overrides={**FAST, "trainer.epochs": 6, "params.n_train": 512})
+    out = tmp_path / "sw"
+    with open(tmp_path / "first.log", "w") as log:
+        proc = _sweep_proc(sweep_file, out, log)
+        try:
+            end = time.time() + 240
+            while time.time() < end and proc.poll() is None:
+                done = list(out.glob("runs/*/metrics.json"))
+                started = [
+                    p for p in out.glob("runs/*/config.yaml") if not (p.parent / "metrics.json").exists()
+                ]
+                if done and started:
+                    break
+                time.sleep(0.05)
+            assert proc.poll() is None, (tmp_path / "first.log").read_text()
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    finished = {p.parent.name: p.stat().st_mtime_ns for p in out.glob("runs/*/metrics.json")}
+    assert 1 <= len(finished) < 4
+    for lock in out.glob("locks/*.lock"):
+        _wait_unlocked(lock)
+    # the rerun: finished runs untouched, the others done (the interrupted one resumed)
+    with open(tmp_path / "second.log", "w") as log:
+        proc = _sweep_proc(sweep_file, out, log)
+        assert proc.wait(300) == 0, (tmp_path / "second.log").read_text()
+    text = (tmp_path / "second.log").read_text()
+    assert f"({len(finished)} already done)" in text
+    for name, mtime in finished.items():
+        assert (out / "runs" / name / "metrics.json").stat().st_mtime_ns == mtime
+        assert (out / "runs" / name / "sweep.log").read_text().count("=== ") == 1  # trained once
+    index = json.loads((out / "index.json").read_text())
+    assert [r["status"] for r in index["runs"]] == ["done"] * 4
+    # every run trained all 6 epochs exactly once, the interrupted one included (steps.csv continues)
+    for r in index["runs"]:
+        steps = [int(row["step"]) for row in csv.DictReader((out / r["dir"] / "steps.csv").open())]
+        assert steps == list(range(1, len(steps) + 1)) and _metrics(out / r["dir"])["epochs"] == 6
+    # the results table holds exactly the run folders' metrics
+    rows = {row["id"]: row for row in csv.DictReader((out / "results.csv").open())}
+    assert set(rows) == {r["id"] for r in index["runs"]}
+    for r in index["runs"]:
+        m = _metrics(out / r["dir"])
+        for key in ("test/acc", "val/acc", "best_epoch"):
+            assert math.isclose(float(rows[r["id"]][key]), m[key], rel_tol=0, abs_tol=1e-12)
+    assert (out / "results.md").is_file()
+
+
+@pytest.mark.parametrize("cluster", ["debug", "local"])
+def test_submitit_path_runs_the_same_runs(tmp_path, cluster):
+    pytest.importorskip("submitit")
+    out = tmp_path / "sw"
+    sweep = sweep_from_recipe(TOY, {"model.attention": ["none"]}, seeds=[0], overrides=dict(FAST), out=str(out),
+                              executor="submitit", submitit={"cluster": cluster, "timeout_min": 5})  # fmt: skip
+    assert sweep.run(quiet=True) == {"done": 1}
+    run = sweep.runs[0]
+    assert run.job_id and (out / "submitit").is_dir()
+    # the same run, trained directly, gives the same metrics (same seed, same settings)
+    from sigattn.train.config import load_recipe
+    from sigattn.train.trainer import Trainer
+
+    direct = Trainer(load_recipe(TOY, run.overrides), run_dir=tmp_path / "direct").fit()
+    got = _metrics(out / run.dir)
+    assert got["test/acc"] == pytest.approx(direct["test/acc"], abs=1e-9)
+    assert got["val/loss"] == pytest.approx(direct["val/loss"], rel=1e-5)
