@@ -205,3 +205,19 @@ def test_submitit_path_runs_the_same_runs(tmp_path, cluster):
     got = _metrics(out / run.dir)
     assert got["test/acc"] == pytest.approx(direct["test/acc"], abs=1e-9)
     assert got["val/loss"] == pytest.approx(direct["val/loss"], rel=1e-5)
+
+
+def test_recipe_entries_carry_their_own_overrides(tmp_path):
+    entries = [{"file": str(TOY), "name": "small", "overrides": {"model.hidden": 8}},
+               {"file": str(TOY), "name": "large", "overrides": ["model.hidden=32"]}]  # fmt: skip
+    sweep = sweep_from_recipe(
+        entries, {"model.attention": ["se"]}, seeds=[3], overrides=dict(FAST), out=str(tmp_path)
+    )
+    assert sweep.axes == ["recipe", "model.attention"]
+    by_name = {r.values["recipe"]: r for r in sweep.runs}
+    assert set(by_name) == {"small", "large"}
+    assert "model.hidden=8" in by_name["small"].overrides and "model.hidden=32" in by_name["large"].overrides
+    with pytest.raises(ConfigError, match="share the name"):
+        sweep_from_recipe([str(TOY), str(TOY)], {}, out=str(tmp_path))
+    with pytest.raises(ConfigError, match="keys file, name, overrides"):
+        sweep_from_recipe([{"path": str(TOY)}], {}, out=str(tmp_path))

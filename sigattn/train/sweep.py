@@ -3,7 +3,8 @@
 A sweep file is YAML::
 
     name: toy_attention              # optional; default: the file's stem
-    recipe: recipes/toy.yaml         # or a list of recipes: then "recipe" is an axis
+    recipe: recipes/toy.yaml         # or a list of recipes: then "recipe" is an axis; an entry may be
+                                     # {file: R.yaml, name: short, overrides: {...}} (that recipe's own)
     axes:                            # override key -> the values to try (the cartesian product is run)
       model.attention: [se, eca, none]
     seeds: [0, 1, 2]                 # repetitions (trainer.seed); default: the recipe's own seed
@@ -165,11 +166,14 @@ class Sweep:
     def __init__(self, spec: SweepSpec, source: str = "", out: str | os.PathLike | None = None):
         self.spec, self.source = spec, source
         where = source or "sweep"
-        recipes = spec.recipe if isinstance(spec.recipe, list) else [spec.recipe]
-        if not recipes or any(not isinstance(r, str) or not r for r in recipes):
-            raise ConfigError(f"{where}: key 'recipe' must name a recipe file (or a list of them)")
+        entries = spec.recipe if isinstance(spec.recipe, list) else [spec.recipe]
         base = Path(source).parent if source else Path(".")
-        self.recipes = [self._find(r, base, where) for r in recipes]
+        self.recipes = [self._entry(e, base, where) for e in entries]
+        if not self.recipes:
+            raise ConfigError(f"{where}: key 'recipe' must name a recipe file (or a list of them)")
+        labels = [label for _, label, _ in self.recipes]
+        if len(set(labels)) < len(labels):
+            raise ConfigError(f"{where}: two recipes share the name {labels}; give each a 'name'")
         for k, v in spec.axes.items():
             if not isinstance(v, list) or not v:
                 raise ConfigError(f"{where}: axis {k!r} must be a non-empty list of values, got {v!r}")
@@ -188,8 +192,8 @@ class Sweep:
                 f"{spec.parallel * spec.gpus_per_run} devices, 'devices' lists {len(spec.devices)}"
             )
         self.fixed = _overrides_list(spec.overrides, where)
-        self.name = spec.name or (Path(source).stem if source else f"{self.recipes[0].stem}_sweep")
-        first = load_recipe(self.recipes[0], self.fixed)
+        self.name = spec.name or (Path(source).stem if source else f"{self.recipes[0][1]}_sweep")
+        first = load_recipe(self.recipes[0][0], self.fixed + self.recipes[0][2])
         default_out = Path(first.trainer.out_dir) / "sweeps" / self.name
         self.dir = Path(out or spec.out or default_out)
         self.axes = (["recipe"] if len(self.recipes) > 1 else []) + list(spec.axes)
@@ -204,11 +208,28 @@ class Sweep:
                     raise ConfigError(f"{where}: baseline {k}={v!r} is not one of the axis' values")
 
     @staticmethod
-    def _find(recipe: str, base: Path, where: str) -> Path:
-        for p in (Path(recipe), base / recipe):
+    def _entry(entry: Any, base: Path, where: str) -> tuple[Path, str, list[str]]:
+        """A recipe of the sweep: a file name, or ``{file: ..., name: ..., overrides: ...}`` (overrides for
+        that recipe only, e.g. a smaller model of one kind) -> ``(path, name, overrides)``."""
+        extra: list[str] = []
+        name = None
+        if isinstance(entry, dict):
+            unknown = set(entry) - {"file", "name", "overrides"}
+            if unknown or not isinstance(entry.get("file"), str):
+                raise ConfigError(
+                    f"{where}: a recipe entry is a file name or a mapping with keys file, name, overrides; got "
+                    f"{entry!r}"
+                )
+            extra = _overrides_list(entry.get("overrides"), where)
+            name, entry = entry.get("name"), entry["file"]
+        if not isinstance(entry, str) or not entry:
+            raise ConfigError(
+                f"{where}: key 'recipe' must name a recipe file (or a list of them), got {entry!r}"
+            )
+        for p in (Path(entry), base / entry):
             if p.is_file():
-                return p
-        raise ConfigError(f"{where}: recipe file not found: {recipe!r}")
+                return p, str(name or p.stem), extra
+        raise ConfigError(f"{where}: recipe file not found: {entry!r}")
 
     def _expand(self, where: str) -> list[Run]:
         from sigattn.tasks import get_task
@@ -216,10 +237,10 @@ class Sweep:
         spec = self.spec
         runs: list[Run] = []
         combos = list(itertools.product(*spec.axes.values())) if spec.axes else [()]
-        for recipe in self.recipes:
+        for recipe, label, extra in self.recipes:
             for combo in combos:
-                values: dict[str, Any] = {"recipe": recipe.stem} if len(self.recipes) > 1 else {}
-                ovs = list(self.fixed)
+                values: dict[str, Any] = {"recipe": label} if len(self.recipes) > 1 else {}
+                ovs = [*self.fixed, *extra]
                 for k, v in zip(spec.axes, combo, strict=True):
                     values[k] = v
                     ovs.append(f"{k}={_yaml_value(v)}")
@@ -569,9 +590,14 @@ def load_sweep(path: str | os.PathLike, *, axes: list[str] | None = None, seeds:
     return Sweep(spec, source=source or "", out=options.get("out"))
 
 
-def sweep_from_recipe(recipe: str | os.PathLike, axes: dict[str, list], **keys: Any) -> Sweep:
+def sweep_from_recipe(recipe: str | os.PathLike | list, axes: dict[str, list], **keys: Any) -> Sweep:
     """A sweep in code: ``sweep_from_recipe("recipes/toy.yaml", {"model.attention": ["se", "none"]},
     seeds=[0, 1], parallel=2, out="runs/sweeps/x")``."""
     keys = {k: (str(v) if isinstance(v, os.PathLike) else v) for k, v in keys.items()}
-    spec = _build(SweepSpec, {"recipe": str(recipe), "axes": axes, **keys}, "", "sweep")
+    recipe = (
+        [str(r) if isinstance(r, os.PathLike) else r for r in recipe]
+        if isinstance(recipe, list)
+        else str(recipe)
+    )
+    spec = _build(SweepSpec, {"recipe": recipe, "axes": axes, **keys}, "", "sweep")
     return Sweep(spec, out=keys.get("out"))
