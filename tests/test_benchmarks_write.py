@@ -70,18 +70,9 @@ def _stub(name: str, mod, monkeypatch) -> list[str]:
         monkeypatch.setattr(mod, "bench_first_call", lambda: "first call")
         return ["--quick"]
     if name == "forecast":
-        r = {
-            "mse": 0.4,
-            "mae": 0.4,
-            "mse_raw": 1.0,
-            "n_test": 10,
-            "epochs": 1,
-            "throughput": 5.0,
-            "val_mse": 0.5,
-        }
-        monkeypatch.setattr(mod, "train_eval", lambda *a, **k: r)
-        monkeypatch.setattr(mod.torch, "set_num_threads", lambda n: None)
-        return ["--datasets", "ETTh1", "--models", "dlinear", "--strategies", "ci", "--horizons", "96"]
+        monkeypatch.setattr(mod, "run_sweep", lambda *a, **k: Path("sweep-dir"))
+        monkeypatch.setattr(mod, "tables", lambda d: ("| MSE |", ["ETTh1 dlinear H=96: 1 of 3 seeds"]))
+        return ["--quick"]
     if name == "layers":
         monkeypatch.setattr(mod, "configs", lambda c, t: [("block alone", None, None)])
         monkeypatch.setattr(mod, "measure", lambda *a, **k: {"block alone": (1e-3, 1.0, 1.0)})

@@ -226,13 +226,13 @@ class Sweep:
             raise ConfigError(
                 f"{where}: key 'recipe' must name a recipe file (or a list of them), got {entry!r}"
             )
-        for p in (Path(entry), base / entry):
+        for p in (base / entry, Path(entry)):  # relative to the sweep file, else to the working folder
             if p.is_file():
                 return p, str(name or p.stem), extra
         raise ConfigError(f"{where}: recipe file not found: {entry!r}")
 
     def _expand(self, where: str) -> list[Run]:
-        from sigattn.tasks import get_task
+        from sigattn.train.folds import fold_count
 
         spec = self.spec
         runs: list[Run] = []
@@ -247,11 +247,9 @@ class Sweep:
                 cfg = load_recipe(recipe, ovs)  # every run checked before any trains (unknown key, type)
                 folds: list[int | None] = [None]
                 if spec.folds is not None:
-                    task_cls = get_task(cfg.task)
-                    if not hasattr(task_cls, "n_folds"):
+                    n = fold_count(cfg)
+                    if n is None:
                         raise ConfigError(f"{where}: 'folds' given but task {cfg.task!r} has no folds")
-                    kw = {"model": cfg.model} if cfg.model is not None else {}
-                    n = int(task_cls(cfg.params, seed=cfg.trainer.seed, **kw).n_folds())
                     folds = list(range(n)) if spec.folds == "all" else list(spec.folds)
                     bad = [f for f in folds if not isinstance(f, int) or not 0 <= f < n]
                     if bad:
