@@ -221,3 +221,17 @@ def test_recipe_entries_carry_their_own_overrides(tmp_path):
         sweep_from_recipe([str(TOY), str(TOY)], {}, out=str(tmp_path))
     with pytest.raises(ConfigError, match="keys file, name, overrides"):
         sweep_from_recipe([{"path": str(TOY)}], {}, out=str(tmp_path))
+
+
+def test_named_variants_are_an_axis_of_override_sets(tmp_path):
+    axes = {
+        "size": {"small": {"model.hidden": 8, "optim.lr": 0.02}, "default": {}},
+        "model.attention": ["se"],
+    }
+    sweep = sweep_from_recipe(TOY, axes, seeds=[0], overrides=dict(FAST), out=str(tmp_path))
+    by = {r.values["size"]: r for r in sweep.runs}
+    assert set(by) == {"small", "default"} and sweep.axes == ["size", "model.attention"]
+    assert {"model.hidden=8", "optim.lr=0.02"} <= set(by["small"].overrides)
+    assert not any(o.startswith("model.hidden") for o in by["default"].overrides)
+    with pytest.raises(ConfigError, match="model.hiden"):  # a variant's override is checked like any other
+        sweep_from_recipe(TOY, {"size": {"bad": {"model.hiden": 8}}}, out=str(tmp_path))

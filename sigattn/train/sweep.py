@@ -7,6 +7,9 @@ A sweep file is YAML::
                                      # {file: R.yaml, name: short, overrides: {...}} (that recipe's own)
     axes:                            # override key -> the values to try (the cartesian product is run)
       model.attention: [se, eca, none]
+      window:                        # or named variants: label -> the overrides that make it
+        standard: {params.tmin: 0.5, params.tmax: 2.5}
+        recipe: {}
     seeds: [0, 1, 2]                 # repetitions (trainer.seed); default: the recipe's own seed
     folds: all                       # tasks with folds (EEG): all | [0, 2] | null (default: no fold axis)
     overrides: {trainer.epochs: 3}   # fixed for every run (a mapping or a list of "key=value")
@@ -174,9 +177,17 @@ class Sweep:
         labels = [label for _, label, _ in self.recipes]
         if len(set(labels)) < len(labels):
             raise ConfigError(f"{where}: two recipes share the name {labels}; give each a 'name'")
+        self.variants: dict[str, dict[str, list[str]]] = {}
         for k, v in spec.axes.items():
+            if isinstance(v, dict) and v:  # named variants: label -> the overrides that make it
+                self.variants[k] = {str(label): _overrides_list(ovs, f"{where}: axis {k!r} value {label!r}")
+                                    for label, ovs in v.items()}  # fmt: skip
+                continue
             if not isinstance(v, list) or not v:
-                raise ConfigError(f"{where}: axis {k!r} must be a non-empty list of values, got {v!r}")
+                raise ConfigError(
+                    f"{where}: axis {k!r} must be a non-empty list of values or a mapping of named variants "
+                    f"(label: overrides), got {v!r}"
+                )
             if k in REPEAT_AXES or k == "recipe" or k == "trainer.seed" or k == "params.fold":
                 raise ConfigError(f"{where}: axis {k!r}: give seeds with 'seeds' and folds with 'folds'")
         if spec.executor not in EXECUTORS:
@@ -236,14 +247,15 @@ class Sweep:
 
         spec = self.spec
         runs: list[Run] = []
-        combos = list(itertools.product(*spec.axes.values())) if spec.axes else [()]
+        choices = [list(self.variants[k]) if k in self.variants else v for k, v in spec.axes.items()]
+        combos = list(itertools.product(*choices)) if spec.axes else [()]
         for recipe, label, extra in self.recipes:
             for combo in combos:
                 values: dict[str, Any] = {"recipe": label} if len(self.recipes) > 1 else {}
                 ovs = [*self.fixed, *extra]
                 for k, v in zip(spec.axes, combo, strict=True):
                     values[k] = v
-                    ovs.append(f"{k}={_yaml_value(v)}")
+                    ovs += self.variants[k][v] if k in self.variants else [f"{k}={_yaml_value(v)}"]
                 cfg = load_recipe(recipe, ovs)  # every run checked before any trains (unknown key, type)
                 folds: list[int | None] = [None]
                 if spec.folds is not None:
