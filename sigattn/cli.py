@@ -68,9 +68,23 @@ def _cmd_eval(a: argparse.Namespace) -> int:
 
 
 def _cmd_folds(a: argparse.Namespace) -> int:
-    from sigattn.train.folds import run_folds
+    from sigattn.train.folds import FoldRunsFailed, run_folds
 
-    run_folds(a.recipe, a.overrides, a.seeds, a.out)
+    out = a.out
+    if out is None:
+        from sigattn.train.config import load_recipe
+
+        out = str(Path(load_recipe(a.recipe, a.overrides).trainer.out_dir) / Path(a.recipe).stem / "folds")
+    try:
+        run_folds(a.recipe, a.overrides, a.seeds, out)
+        failed = None
+    except FoldRunsFailed as e:
+        failed = e
+    results = Path(out) / "results.md"
+    print(f"summary: {Path(out) / 'summary.md'}" + (f"; results: {results}" if results.is_file() else ""))
+    if failed is not None:
+        print(f"sigattn folds: {failed}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -263,10 +277,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(func=_cmd_eval)
 
     f = sub.add_parser(
-        "folds", formatter_class=fmt, help="train and test every fold (x seeds) of a recipe; mean +- std",
-        description="Runs RECIPE once per fold of its task's protocol (params.fold = 0 .. n-1) and seed, each an "
-        "ordinary run folder under <out_dir>/<recipe>/folds/ (finished ones are skipped on a rerun), then writes "
-        "summary.md: test metrics per run and mean +- std.\n\nExample: sigattn folds "
+        "folds", formatter_class=fmt,
+        help="every fold (x seeds) of a recipe; mean +- std (= sigattn sweep RECIPE --folds all)",
+        description="An alias of 'sigattn sweep RECIPE --folds all --seeds ... --out <out_dir>/<recipe>/folds': "
+        "runs RECIPE once per fold of its task's protocol (params.fold = 0 .. n-1) and seed, each an ordinary run "
+        "folder under <out>/runs/<id>/ (finished ones are skipped on a rerun, interrupted ones resumed, failed "
+        "ones retried), then writes summary.md (test metrics per run and mean +- std) next to the sweep's "
+        "results.md, and prints both paths.\n\nExample: sigattn folds "
         "recipes/eeg_motor_imagery/eegmmidb_lr.yaml --seeds 0 1 trainer.epochs=30",
     )  # fmt: skip
     f.add_argument("recipe", metavar="RECIPE")

@@ -164,22 +164,22 @@ def test_folds_run_every_fold_through_the_trainer_and_resume(tmp_path, capsys):
     path.write_text(yaml.safe_dump(recipe))
     assert main(["folds", str(path), "--seeds", "0", "--out", str(tmp_path / "cv")]) == 0
     out = tmp_path / "cv"
-    assert sorted(p.name for p in out.iterdir()) == [
-        "fold0_seed0",
-        "fold1_seed0",
-        "fold2_seed0",
-        "summary.md",
-    ]
-    accs = [
-        json.loads((out / f"fold{k}_seed0" / "metrics.json").read_text())["test/accuracy"] for k in range(3)
-    ]
+    assert f"summary: {out / 'summary.md'}" in capsys.readouterr().out
+    # a sweep with a fold axis: one ordinary run folder per fold x seed, listed in index.json
+    index = json.loads((out / "index.json").read_text())
+    runs = {(r["values"]["fold"], r["values"]["seed"]): out / r["dir"] for r in index["runs"]}
+    assert sorted(runs) == [(0, 0), (1, 0), (2, 0)]
+    assert sorted(p.name for p in (out / "runs").iterdir()) == sorted(p.name for p in runs.values())
+    assert all(r["status"] == "done" for r in index["runs"]) and (out / "summary.md").is_file()
+    accs = [json.loads((runs[k, 0] / "metrics.json").read_text())["test/accuracy"] for k in range(3)]
     summary = (out / "summary.md").read_text()
     mean, std = sum(accs) / 3, (sum((a - sum(accs) / 3) ** 2 for a in accs) / 3) ** 0.5
     assert f"accuracy {mean:.4g} +- {std:.4g}" in summary and "kappa" in summary
     # a rerun trains nothing: every run folder has its metrics
-    stamp = (out / "fold1_seed0" / "metrics.json").stat().st_mtime_ns
+    stamp = (runs[1, 0] / "metrics.json").stat().st_mtime_ns
     assert main(["folds", str(path), "--seeds", "0", "--out", str(out)]) == 0
-    assert (out / "fold1_seed0" / "metrics.json").stat().st_mtime_ns == stamp
+    assert (runs[1, 0] / "metrics.json").stat().st_mtime_ns == stamp
+    assert "3 runs (3 already done)" in capsys.readouterr().out
 
 
 def test_occlusion_importance_finds_the_only_used_electrode():
@@ -275,3 +275,14 @@ def test_demo_criteria_do_not_apply_to_real_data():
     task.params.source = "eegmmidb"
     real = {k: v for k, v in task.demo_checks(metrics).items() if not k.startswith("(diagnostic)")}
     assert len(real) == 2 and all(v is None for v in real.values())
+
+
+def test_folds_of_a_task_without_folds_is_one_line_exit_2(tmp_path, capsys):
+    from pathlib import Path
+
+    from sigattn.cli import main
+
+    toy = Path(__file__).resolve().parents[3] / "recipes" / "toy.yaml"
+    assert main(["folds", str(toy), "--out", str(tmp_path / "cv")]) == 2
+    assert "task 'toy' has no folds" in capsys.readouterr().err
+    assert not (tmp_path / "cv").exists()
