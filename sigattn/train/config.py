@@ -431,8 +431,9 @@ def _model_spec(task_cls: type, task: str, params: Any, section: Any, source: st
     A task with models declares ``model_domain`` (a domain of :mod:`sigattn.models.registry`), ``default_model``
     and ``model_inputs`` (constructor arguments its data decides: not recipe keys). Keys of older recipes that
     now belong here (the task's ``moved_to_model``: ``params.<old>`` -> ``model.<new>``; ``"**"`` as ``<new>``:
-    ``params.<old>`` was a mapping of constructor arguments, each key ``k`` -> ``model.k``) are carried over with
-    one warning. ``params`` (the raw mapping) loses those keys.
+    ``params.<old>`` was a mapping of constructor arguments, each key ``k`` -> ``model.k``; a mapping
+    ``{model name: <new>, "*": <new>}`` as ``<new>``: the new name depends on the model, ``None`` = no counterpart)
+    are carried over with one warning. ``params`` (the raw mapping) loses those keys.
     """
     import warnings
 
@@ -455,6 +456,14 @@ def _model_spec(task_cls: type, task: str, params: Any, section: Any, source: st
             if old not in params:
                 continue
             value = params.pop(old)
+            if isinstance(new, dict):  # the key's new name depends on the model: {model name: key, "*": key}
+                name = section.get("name", getattr(task_cls, "default_model", None))
+                new = new.get(name, new.get("*"))
+                if new is None:
+                    raise ConfigError(
+                        f"{where}params.{old} has no counterpart in model {name!r}; remove it (see the model's "
+                        "keys in its constructor's docstring)"
+                    )
             if new == "**":  # a mapping of constructor arguments (e.g. EEG's params.model_kwargs)
                 if not isinstance(value, dict):
                     raise ConfigError(f"{where}params.{old} must be a mapping, got {type(value).__name__}")

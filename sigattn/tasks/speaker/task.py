@@ -98,16 +98,15 @@ class SpeakerTask:
     model_domain: ClassVar[str] = "speaker"
     default_model: ClassVar[str] = "ecapa"
     model_inputs: ClassVar[tuple[str, ...]] = ("in_channels", "input_size")
-    # Old params.<key> -> model.<key> (read with one FutureWarning). One map serves both layouts, as the recipe
-    # reader carries keys before it knows the model: params.sb_channels (the SpeechBrain layout's widths) is
-    # its constructor's ``channels``; params.channels / mfa_channels / embed_dim were the paper layout's (with
-    # params.model: speechbrain, embed_dim - there lin_neurons - and mfa_channels are refused naming the valid
-    # keys, and an int channels by __init__ below).
-    moved_to_model: ClassVar[dict[str, str]] = {
+    # Old params.<key> -> model.<key> (read with one FutureWarning), per model where the layouts differ:
+    # params.sb_channels (the SpeechBrain layout's widths) is its constructor's ``channels``; params.embed_dim is
+    # the SpeechBrain layout's ``lin_neurons``; params.mfa_channels has no counterpart there (its MFA width is
+    # the last entry of ``channels``) and is refused naming the key. "model" comes first: it names the model.
+    moved_to_model: ClassVar[dict[str, str | dict]] = {
         "model": "name",
         "channels": "channels",
-        "mfa_channels": "mfa_channels",
-        "embed_dim": "embed_dim",
+        "mfa_channels": {"speechbrain": None, "*": "mfa_channels"},
+        "embed_dim": {"speechbrain": "lin_neurons", "*": "embed_dim"},
         "attention_channels": "attention_channels",
         "se_channels": "se_channels",
         "sb_channels": "channels",

@@ -105,12 +105,23 @@ def test_old_speechbrain_layout_spellings():
         )
     assert r.model == ModelSpec("speechbrain", {"channels": [16, 16, 16, 16, 48]})
     assert embedding_of(r).mfa.conv.out_channels == 48
-    # that layout's embedding size is lin_neurons (SpeechBrain's name): params.embed_dim is refused, naming it
-    with (
-        pytest.warns(FutureWarning),
-        pytest.raises(ConfigError, match=r"unknown key 'model.embed_dim'.*lin_neurons"),
-    ):
-        recipe_from_dict({"task": "speaker", "params": {"model": "speechbrain", "embed_dim": 32}})
+    # that layout's embedding size is lin_neurons (SpeechBrain's name): params.embed_dim, which set it, goes there
+    with pytest.warns(FutureWarning, match=r"params.embed_dim -> model.lin_neurons"):
+        r = recipe_from_dict(
+            {
+                "task": "speaker",
+                "params": {"model": "speechbrain", "embed_dim": 32, "sb_channels": [16] * 4 + [48]},
+            }
+        )
+    assert r.model == ModelSpec("speechbrain", {"lin_neurons": 32, "channels": [16, 16, 16, 16, 48]})
+    assert embedding_of(r)(torch.randn(2, 80, 50)).shape == (2, 32)
+    # and for the paper layout it stays embed_dim
+    with pytest.warns(FutureWarning, match=r"params.embed_dim -> model.embed_dim"):
+        r = recipe_from_dict({"task": "speaker", "params": {"embed_dim": 32}})
+    assert r.model == ModelSpec("ecapa", {"embed_dim": 32})
+    # params.mfa_channels has no counterpart there (its MFA width is the last of the channel list): refused
+    with pytest.raises(ConfigError, match=r"params.mfa_channels has no counterpart in model 'speechbrain'"):
+        recipe_from_dict({"task": "speaker", "params": {"model": "speechbrain", "mfa_channels": 96}})
 
 
 def test_an_old_paper_layout_width_is_refused_for_the_speechbrain_layout():
