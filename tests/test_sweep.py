@@ -235,3 +235,23 @@ def test_named_variants_are_an_axis_of_override_sets(tmp_path):
     assert not any(o.startswith("model.hidden") for o in by["default"].overrides)
     with pytest.raises(ConfigError, match="model.hiden"):  # a variant's override is checked like any other
         sweep_from_recipe(TOY, {"size": {"bad": {"model.hiden": 8}}}, out=str(tmp_path))
+
+
+def test_slots_split_threads_and_deal_out_gpus(tmp_path, monkeypatch):
+    import torch
+
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    sweep = sweep_from_recipe(TOY, {}, parallel=4, threads=3, out=str(tmp_path))
+    slots = sweep._slots()
+    assert [s["CUDA_VISIBLE_DEVICES"] for s in slots] == ["0", "1", "2", "3"]
+    assert {s["OMP_NUM_THREADS"] for s in slots} == {"3"}
+    two = sweep_from_recipe(TOY, {}, parallel=2, gpus_per_run=2, out=str(tmp_path))._slots()
+    assert [s["CUDA_VISIBLE_DEVICES"] for s in two] == ["0,1", "2,3"]
+    listed = sweep_from_recipe(TOY, {}, parallel=2, devices=[5, 7], out=str(tmp_path))._slots()
+    assert [s["CUDA_VISIBLE_DEVICES"] for s in listed] == ["5", "7"]
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    cpu = sweep_from_recipe(TOY, {}, parallel=2, out=str(tmp_path))._slots()
+    assert all("CUDA_VISIBLE_DEVICES" not in s for s in cpu)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert cpu[0]["OMP_NUM_THREADS"] == str(max(1, cores // 2))

@@ -16,7 +16,8 @@ A sweep file is YAML::
     baseline: {model.attention: none}  # the reference cell of the results' paired comparison
     parallel: 2                      # runs at a time on this machine
     threads: 1                       # torch/Numba threads per run (default: CPU cores // parallel)
-    devices: null                    # e.g. [0, 1, 2, 3]: one run per GPU (CUDA_VISIBLE_DEVICES per slot)
+    devices: null                    # GPUs to deal out to the slots (default: all visible; slot i gets GPU
+                                     # i mod n, CUDA_VISIBLE_DEVICES per slot)
     gpus_per_run: 1                  # > 1: each run is a DDP job of that many processes (torchrun)
     executor: local                  # local | submitit (SLURM, or submitit's local/debug executors)
     submitit: {cluster: slurm, timeout_min: 240, slurm_partition: gpu}
@@ -358,16 +359,27 @@ class Sweep:
         say(f"[{done}/{total}] {r.status} {r.id} ({tail})")
 
     def _slots(self) -> list[dict[str, str]]:
+        """The environment of each local worker: its threads and, on a GPU machine, its GPU(s). Without
+        ``devices`` the visible GPUs are dealt out in turn (slot i gets GPU i mod n), so ``parallel: 4`` on a
+        4-GPU workstation is one run per GPU."""
         spec = self.spec
-        threads = spec.threads or max(1, (os.cpu_count() or 1) // spec.parallel)
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        threads = spec.threads or max(1, cores // spec.parallel)
         env = {k: str(threads) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")}
         env["SIGATTN_SWEEP_THREADS"] = str(threads)
+        devices = list(spec.devices or [])
+        if not devices and os.environ.get("CUDA_VISIBLE_DEVICES", None) != "":
+            import torch
+
+            devices = list(range(torch.cuda.device_count()))  # NVML: no CUDA context in this process
+        g = spec.gpus_per_run
         slots = []
         for i in range(spec.parallel):
             e = dict(env)
-            if spec.devices:
-                g = spec.gpus_per_run
-                e["CUDA_VISIBLE_DEVICES"] = ",".join(str(d) for d in spec.devices[i * g : (i + 1) * g])
+            if devices:
+                e["CUDA_VISIBLE_DEVICES"] = ",".join(
+                    str(devices[(i * g + j) % len(devices)]) for j in range(g)
+                )
             slots.append(e)
         return slots
 
