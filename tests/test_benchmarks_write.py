@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPTS = ["eeg", "features", "forecast", "layers", "speaker"]
+SCRIPTS = ["eeg", "features", "forecast", "layers", "speaker", "speaker_attention"]
 DOC_TEXT = "# Benchmarks\n\nhand-written intro\n\n<!-- BEGIN other -->\nkept\n<!-- END other -->\n"
 
 
@@ -87,6 +87,11 @@ def _stub(name: str, mod, monkeypatch) -> list[str]:
         monkeypatch.setattr(mod, "time_steps", lambda *a, **k: rates)
         monkeypatch.setattr(mod, "embed", lambda *a, **k: time.sleep(0.001))
         monkeypatch.setattr(mod.torch.cuda, "is_available", lambda: False)
+        return ["--quick"]
+    if name == "speaker_attention":
+        monkeypatch.setattr(mod, "run_sweep", lambda *a, **k: Path("sweep-dir"))
+        monkeypatch.setattr(mod, "nolearning", lambda *a, **k: {"plain": {"eer": [8.9]}})
+        monkeypatch.setattr(mod, "tables", lambda d, b: ("| EER |", "| dEER |", ["no model beats it"]))
         return ["--quick"]
     raise AssertionError(name)
 
