@@ -56,9 +56,12 @@ def _stub(name: str, mod, monkeypatch) -> list[str]:
     if name == "eeg":
         (data := doc_dir(mod) / "eeg" / "eegmmidb").mkdir(parents=True)
         (data / "S001R04.edf").write_bytes(b"")
-        trials = types.SimpleNamespace(y=[0, 1], X=types.SimpleNamespace(shape=(2, 3, 4)), sfreq=80.0)
         monkeypatch.setattr(mod, "shared_data_dir", lambda: data.parents[1])
-        monkeypatch.setattr(mod, "accuracy_table", lambda *a, **k: ("| acc |", {}, trials))
+        monkeypatch.setattr(mod, "run_sweep", lambda *a, **k: types.SimpleNamespace(dir=Path("sweep-dir")))
+        monkeypatch.setattr(
+            mod, "csp_lda_scores", lambda sweep: ({"recipe": {0: {"accuracy": 0.5}}}, "2 trials")
+        )
+        monkeypatch.setattr(mod, "tables", lambda d, csp: "| acc |")
         monkeypatch.setattr(mod, "throughput", lambda *a, **k: "fast")
         monkeypatch.setattr(mod.torch, "set_num_threads", lambda n: None)
         return ["--quick"]
