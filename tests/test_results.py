@@ -18,7 +18,14 @@ pytest.importorskip("matplotlib")
 from scipy import stats  # noqa: E402
 
 from sigattn.errors import UserError  # noqa: E402
-from sigattn.train.results import analyze, collect, format_summary, metric_mode, write_results  # noqa: E402
+from sigattn.train.results import (  # noqa: E402
+    analyze,
+    collect,
+    format_summary,
+    metric_mode,
+    results_markdown,
+    write_results,
+)
 
 AXES = ["recipe", "params.pred_len", "model.channel_strategy"]
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -41,6 +48,7 @@ def _metrics(mse: float, acc: float, seed: int) -> dict[str, float]:
         "val/mse": mse + 0.125,
         "best_epoch": float(3 + seed),
         "train_seconds": 1.5,
+        "test/n": 100.0,  # the size of the test split: a column, not a reported metric
     }
 
 
@@ -152,7 +160,15 @@ def test_results_csv_is_the_metrics_files_row_per_run(sweep):
         rows = list(csv.DictReader(f))
     header = list(rows[0])
     assert header[:9] == ["id", "status", *AXES, "seed", "fold", "seconds", "error"]
-    assert set(header[9:]) == {"test/mse", "test/mae", "test/acc", "val/mse", "best_epoch", "train_seconds"}
+    assert set(header[9:]) == {
+        "test/mse",
+        "test/mae",
+        "test/acc",
+        "val/mse",
+        "best_epoch",
+        "train_seconds",
+        "test/n",
+    }
     assert len(rows) == len(written) + 3
     by_id = {r["id"]: r for r in rows}
     for rid, m in written.items():
@@ -405,3 +421,11 @@ def test_numeric_axis_with_several_recipes_plots_one_panel_per_recipe(tmp_path):
     res = analyze(tmp_path)
     assert len(res.cells) == 12 and len(res.comparisons) == 12  # 6 ccm cells x 2 metrics
     assert all(c.n_pairs == 2 and c.left_out == 0 for c in res.comparisons)
+
+
+def test_split_sizes_and_bookkeeping_are_columns_not_reported_metrics(sweep):
+    root, _ = sweep
+    res = analyze(root)
+    assert res.metrics == ["test/mse", "test/mae", "test/acc"]
+    assert "test/n" in res.frame.columns
+    assert "repeats `fold`" not in results_markdown(res)  # no folds in this sweep: not listed as null

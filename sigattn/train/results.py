@@ -57,6 +57,8 @@ _LOWER = set("mse mae rmse mape smape loss eer dcf mindcf cllr error wape nll".s
 _HIGHER = set("acc accuracy balanced_accuracy kappa auc f1 precision recall r2 corr".split())
 # Trainer bookkeeping: columns of the table, never reported as metrics unless named
 _BOOKKEEPING = {"best_epoch", "epochs", "steps", "train_seconds", "stopped_early"}
+# sizes of the evaluated split (test/n, test/n_windows): columns of the table, not reported unless named
+_COUNTS = {"n", "n_windows", "n_trials", "n_items"}
 _DASH = "–"
 
 
@@ -413,6 +415,7 @@ def _choose_metrics(index: dict, frame: Any, metrics: list[str] | str | None) ->
         return list(dict.fromkeys(chosen)), {m: by_name.get(m, m) for m in chosen}
     numeric = set(_numeric_columns(frame, known))
     names = [m for m, c in by_name.items() if c in numeric]
+    names = [m for m in names if m.rsplit("/", 1)[-1] not in _COUNTS]
     for prefix in ("test/", "val/"):
         picked = [m for m in names if m.startswith(prefix)]
         if picked:
@@ -786,6 +789,8 @@ def results_markdown(res: SweepResults) -> str:
         parts.append("- no axes: every run is a repeat of one setting")
     for a in res.repeat_axes:
         vals = res.axis_values[a]
+        if all(v is None for v in vals):  # e.g. no folds: nothing to say
+            continue
         if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vals):
             vals = sorted(vals)
         parts.append(f"- repeats `{a}`: {', '.join(_show(v) for v in vals)}")
@@ -867,7 +872,7 @@ def results_markdown(res: SweepResults) -> str:
             f"Each cell against its baseline cell (same values on the other axes, {base_txt}). Runs are matched "
             f"on {' x '.join(res.repeat_axes) or 'their single run'}: Δ = mean over pairs of (cell − baseline), "
             "Δ % = Δ / baseline mean over the same pairs. p: two-sided paired t-test over seeds/folds "
-            "(`scipy.stats.ttest_rel`, t = mean(d) / (sd(d) / √n)); none below 2 pairs. With n = 3 pairs the "
+            "(`scipy.stats.ttest_rel`, t = mean(d) / (sd(d) / √n)); none below 2 pairs. With few pairs (3 seeds) the "
             "test has little power: a large p is not evidence of no difference, and no correction is made for "
             "the number of comparisons. *left out*: runs whose seed/fold has no partner in the other cell.",
             "",

@@ -426,7 +426,7 @@ class Sweep:
             import submitit
         except ImportError as e:
             raise ConfigError(
-                "executor: submitit needs the submitit package: pip install 'sigattn[cluster]'"
+                "executor: submitit needs the submitit package: pip install 'sigattn[experiments]'"
             ) from e
         params = dict(self.spec.submitit)
         cluster = params.pop("cluster", None)
