@@ -49,6 +49,16 @@ def add_write_flag(ap: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return ap
 
 
+def sweep_parser(doc: str, quick_help: str, sweep: Path) -> argparse.ArgumentParser:
+    """The parser of a benchmark that is a sweep: ``--quick`` (a smoke check), ``--sweep FILE``, ``--out DIR``,
+    ``--write``."""
+    ap = argparse.ArgumentParser(description=doc.strip().splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help=quick_help)
+    ap.add_argument("--sweep", type=Path, default=sweep, help="the sweep file (default: %(default)s)")
+    ap.add_argument("--out", help="the sweep folder (default: runs/sweeps/<name>)")
+    return add_write_flag(ap)
+
+
 def publish(name: str, markdown: str, write: bool, doc: Path | None = None) -> Path | None:
     """Print ``markdown``; with ``write``, replace the section ``name`` of ``doc`` (docs/benchmarks.md) too.
 

@@ -28,7 +28,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._report import add_write_flag, machine, markdown_table, publish  # noqa: E402
+from benchmarks._report import machine, markdown_table, publish, sweep_parser  # noqa: E402
 from sigattn.data_paths import shared_data_dir  # noqa: E402
 
 SWEEP = ROOT / "sweeps" / "eeg_motor_imagery.yaml"
@@ -277,11 +277,7 @@ def throughput(n_chans: int, n_times: int, sfreq: float, batch: int, steps: int)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="fold 0, seed 0, 2 epochs at 80 Hz: a smoke check")
-    ap.add_argument("--sweep", type=Path, default=SWEEP, help="the sweep file (default: %(default)s)")
-    ap.add_argument("--out", help="the sweep folder (default: runs/sweeps/<name>)")
-    return add_write_flag(ap)
+    return sweep_parser(__doc__, "fold 0, seed 0, 2 epochs at 80 Hz: a smoke check", SWEEP)
 
 
 def main(argv: list[str] | None = None) -> str | None:

@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._report import add_write_flag, machine, markdown_table, publish  # noqa: E402
+from benchmarks._report import machine, markdown_table, publish, sweep_parser  # noqa: E402
 
 SWEEP = ROOT / "sweeps" / "speaker_attention.yaml"
 ATTENTIONS = ("none", "se", "eca", "cbam")
@@ -223,13 +223,7 @@ def findings(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument(
-        "--quick", action="store_true", help="seed 0, attention se and none, one epoch: a smoke check"
-    )
-    ap.add_argument("--sweep", type=Path, default=SWEEP, help="the sweep file (default: %(default)s)")
-    ap.add_argument("--out", help="the sweep folder (default: runs/sweeps/<name>)")
-    return add_write_flag(ap)
+    return sweep_parser(__doc__, "seed 0, attention se and none, one epoch: a smoke check", SWEEP)
 
 
 def main(argv: list[str] | None = None) -> str:

@@ -21,6 +21,7 @@ from sigattn.train import checkpoint as ck
 from sigattn.train.config import ConfigError, OptimConfig, SchedConfig, load_recipe, recipe_from_dict
 from sigattn.train.optim import LRSchedule
 from sigattn.train.trainer import KILL_ENV, Trainer
+from tests.train.helpers import toy_raw
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -31,23 +32,10 @@ FROZEN_LR = (
 
 
 def toy(out_dir: Path, epochs: int = 10, lr: float = FROZEN_LR, **trainer) -> dict:
-    """A toy recipe: 64 training items in batches of 16 = 4 optimiser steps per epoch, 20 val, 21 test."""
-    return {
-        "task": "toy",
-        "params": {
-            "n_channels": 4,
-            "n_times": 24,
-            "min_times": 12,
-            "n_classes": 2,
-            "n_train": 64,
-            "n_val": 20,
-            "n_test": 21,
-        },  # fmt: skip
-        "model": {"name": "toynet", "hidden": 8},
-        "trainer": {"epochs": epochs, "batch_size": 16, "quiet": True, "out_dir": str(out_dir), **trainer},
-        "optim": {"name": "adam", "lr": lr},
-        "sched": {"name": "none"},
-    }
+    """The suite's toy recipe: 64 training items in batches of 16 = 4 optimiser steps per epoch, 20 val, 21 test."""
+    raw = toy_raw(out_dir, epochs=epochs, **trainer)
+    raw["optim"]["lr"] = lr
+    return raw
 
 
 def rows(path: Path) -> list[dict]:
