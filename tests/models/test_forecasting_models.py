@@ -150,3 +150,22 @@ def test_ccm_model_exports_with_torch_export():
     x = torch.randn(2, 5, 48)
     ep = torch.export.export(m, (x,))
     torch.testing.assert_close(ep.module()(x), m(x), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("assign_grad", [False, True])
+def test_ccm_assign_grad_reaches_the_assigner_from_a_recipe_key(assign_grad):
+    # model.ccm_assign_grad (a recipe key through the registry) decides whether the forecasting loss alone
+    # trains the channel embedding: without it the embedding gets no gradient from the forecast
+    from sigattn.models.registry import create_model
+
+    torch.manual_seed(0)
+    m = create_model("forecast", "dlinear", seq_len=32, pred_len=8, channel_strategy="ccm", n_clusters=2,
+                     n_channels=5, ccm_assign_grad=assign_grad)  # fmt: skip
+    m.train()
+    m(torch.randn(4, 5, 32)).pow(2).mean().backward()
+    grads = [p.grad for p in m.clustering.embed.parameters()]
+    moved = any(g is not None and g.abs().sum() > 0 for g in grads)
+    assert moved is assign_grad
+    assert m.clustering.refine is False
+    assert create_model("forecast", "dlinear", seq_len=32, pred_len=8, channel_strategy="ccm",
+                        ccm_refine=True).clustering.refine is True  # fmt: skip

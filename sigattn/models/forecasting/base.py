@@ -111,6 +111,11 @@ class Forecaster(nn.Module):
     Subclasses implement ``_forecast(z, prob) -> (B, C, H)`` on the (optionally RevIN-normalised) window.
     ``forward(x, return_aux=False)`` returns the forecast, or ``(forecast, aux)`` where ``aux`` holds the
     cluster output (``"clusters"``, a :class:`ClusterOutput`) and ``"cluster_loss"`` under ``ccm``.
+
+    CCM options (recipe keys ``model.ccm_*``): ``ccm_d_model`` and ``ccm_temperature`` of the assigner, and the
+    two departures from the paper documented in :mod:`sigattn.layers.clustering`, switchable for ablations:
+    ``ccm_refine`` (heads mixed with the cross-attention-refined prototypes, the paper's form) and
+    ``ccm_assign_grad`` (the forecasting loss also trains the channel embedding and prototypes).
     """
 
     cd_needs_n_channels = True  # False where "cd" works on any channel count (attention over channel tokens)
@@ -126,6 +131,8 @@ class Forecaster(nn.Module):
         revin_affine: bool = False,
         ccm_d_model: int = 64,
         ccm_temperature: float = 0.1,
+        ccm_refine: bool = False,
+        ccm_assign_grad: bool = False,
     ) -> None:
         super().__init__()
         if channel_strategy not in STRATEGIES:
@@ -138,7 +145,14 @@ class Forecaster(nn.Module):
         self.channel_strategy, self.n_channels, self.n_clusters = channel_strategy, n_channels, n_clusters
         self.revin = RevIN(revin_affine) if revin else None
         self.clustering = (
-            ChannelClustering(seq_len, n_clusters, d_model=ccm_d_model, temperature=ccm_temperature)
+            ChannelClustering(
+                seq_len,
+                n_clusters,
+                d_model=ccm_d_model,
+                temperature=ccm_temperature,
+                refine=ccm_refine,
+                assign_grad=ccm_assign_grad,
+            )  # fmt: skip
             if channel_strategy == "ccm"
             else None
         )

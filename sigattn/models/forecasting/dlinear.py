@@ -48,7 +48,8 @@ class DLinear(Forecaster):
         n_clusters: ``K`` (``ccm`` only).
         kernel_size: moving-average kernel (25).
         revin: instance normalisation (default ``False``).
-        **kw: further :class:`Forecaster` options (``ccm_d_model``, ``ccm_temperature``, ``revin_affine``).
+        **kw: further :class:`Forecaster` options (``ccm_d_model``, ``ccm_temperature``, ``ccm_refine``,
+            ``ccm_assign_grad``, ``revin_affine``).
 
     Example:
         >>> DLinear(96, 24, channel_strategy="ccm", n_clusters=2)(torch.randn(4, 7, 96)).shape
