@@ -56,6 +56,9 @@ def sweep_parser(doc: str, quick_help: str, sweep: Path) -> argparse.ArgumentPar
     ap.add_argument("--quick", action="store_true", help=quick_help)
     ap.add_argument("--sweep", type=Path, default=sweep, help="the sweep file (default: %(default)s)")
     ap.add_argument("--out", help="the sweep folder (default: runs/sweeps/<name>)")
+    ap.add_argument(
+        "--redraw", action="store_true", help="train nothing: the table of the runs finished so far"
+    )
     return add_write_flag(ap)
 
 

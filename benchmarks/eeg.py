@@ -50,7 +50,7 @@ CSP = "CSP+LDA (MNE)"
 BASE, MEAN = "dbconformer", "dbconformer_mean"
 
 
-def run_sweep(sweep_file: Path, out: str | None, quick: bool):
+def run_sweep(sweep_file: Path, out: str | None, quick: bool, train: bool = True):
     """Run (or finish) the sweep; returns it (its folder is ``.dir``)."""
     from sigattn.train.sweep import load_sweep
 
@@ -59,7 +59,7 @@ def run_sweep(sweep_file: Path, out: str | None, quick: bool):
         options |= QUICK
         options["out"] = out or str(ROOT / "runs" / "sweeps" / "eeg_quick")
     sweep = load_sweep(sweep_file, **options)
-    sweep.run()
+    sweep.run(train=train)
     return sweep
 
 
@@ -287,7 +287,7 @@ def main(argv: list[str] | None = None) -> str | None:
         print("benchmarks/eeg.py: ../shared/data/eeg/eegmmidb is absent; nothing to measure")
         return None
     t0 = time.perf_counter()
-    sweep = run_sweep(a.sweep, a.out, a.quick)
+    sweep = run_sweep(a.sweep, a.out, a.quick, train=not a.redraw)
     csp, about = csp_lda_scores(sweep)
     body = tables(sweep.dir, csp)
     elapsed = time.perf_counter() - t0

@@ -14,6 +14,7 @@ as the "forecast" section of docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 import time
@@ -39,7 +40,7 @@ DATASETS = {"etth1": "ETTh1", "exchange": "exchange_rate"}
 STRATEGIES = ("ci", "cd", "ccm")
 
 
-def run_sweep(sweep_file: Path, out: str | None, quick: bool) -> Path:
+def run_sweep(sweep_file: Path, out: str | None, quick: bool, train: bool = True) -> Path:
     """Run (or finish) the sweep; returns its folder."""
     from sigattn.train.config import read_yaml
     from sigattn.train.sweep import load_sweep
@@ -51,7 +52,7 @@ def run_sweep(sweep_file: Path, out: str | None, quick: bool) -> Path:
         options |= {"recipe": first, "axes": ["params.pred_len=96"], "seeds": [0], "name": "forecast_quick"}
         options["out"] = out or str(ROOT / "runs" / "sweeps" / "forecast_quick")
     sweep = load_sweep(sweep_file, **options)
-    sweep.run()
+    sweep.run(train=train)
     return sweep.dir
 
 
@@ -91,6 +92,10 @@ def tables(sweep_dir: Path) -> tuple[str, list[str]]:
     per_data: dict[str, list[list]] = {}
     collapse: list[str] = []
     for label in dict.fromkeys(k[0] for k in cells):
+        if not any(
+            c.stats.get("test/mse") and c.stats["test/mse"].n for k, c in cells.items() if k[0] == label
+        ):
+            continue  # not run yet (a --redraw of a sweep in progress): said below the tables
         model, data = _split_recipe(label)
         horizons = sorted({k[1] for k in cells if k[0] == label})
         sums: dict[str, list[float]] = {s: [] for s in STRATEGIES}
@@ -140,8 +145,17 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> str:
     a = build_parser().parse_args(argv)
     t0 = time.perf_counter()
-    sweep_dir = run_sweep(a.sweep, a.out, a.quick)
+    sweep_dir = run_sweep(a.sweep, a.out, a.quick, train=not a.redraw)
     body, collapse = tables(sweep_dir)
+    runs = json.loads((sweep_dir / "index.json").read_text())["runs"]
+    done = sum(r["status"] == "done" for r in runs)
+    todo = sorted({r["values"].get("recipe", "") for r in runs if r["status"] != "done"})
+    progress = (
+        f"**{done} of {len(runs)} runs finished; not yet in the table: {', '.join(todo)}** (the same command "
+        "trains them and redraws the table).\n\n"
+        if done < len(runs)
+        else ""
+    )
     rel = a.sweep.resolve().relative_to(ROOT) if a.sweep.resolve().is_relative_to(ROOT) else a.sweep
     md = (
         "## Forecasting: CI vs CD vs CCM (lookback 96)\n\n"
@@ -157,6 +171,7 @@ def main(argv: list[str] | None = None) -> str:
         "of MSE in % of CI's, over seeds, with the two-sided paired t-test's p (3 seeds: little power). "
         "'avg' rows: the mean over the four horizons. Published: iTransformer Table 10 via the reference sheet "
         "(no consistent published exchange_rate numbers exist at lookback 96).\n\n"
+        + progress
         + body
         + (
             "CCM collapsed to one cluster at test time in: " + "; ".join(collapse) + ".\n"

@@ -56,10 +56,10 @@ def _load(sweep_file: Path, out: str | None, quick: bool):
     return load_sweep(sweep_file, **options)
 
 
-def run_sweep(sweep_file: Path, out: str | None, quick: bool) -> Path:
+def run_sweep(sweep_file: Path, out: str | None, quick: bool, train: bool = True) -> Path:
     """Run (or finish) the sweep; returns its folder."""
     sweep = _load(sweep_file, out, quick)
-    sweep.run()
+    sweep.run(train=train)
     return sweep.dir
 
 
@@ -229,7 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> str:
     a = build_parser().parse_args(argv)
     t0 = time.perf_counter()
-    sweep_dir = run_sweep(a.sweep, a.out, a.quick)
+    sweep_dir = run_sweep(a.sweep, a.out, a.quick, train=not a.redraw)
     t1 = time.perf_counter()
     base = nolearning(a.sweep, a.quick)
     t2 = time.perf_counter()

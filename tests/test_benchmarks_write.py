@@ -7,6 +7,7 @@ under a second and only the report layer and the argument handling are exercised
 from __future__ import annotations
 
 import importlib
+import json
 import sys
 import time
 import types
@@ -73,7 +74,13 @@ def _stub(name: str, mod, monkeypatch) -> list[str]:
         monkeypatch.setattr(mod, "bench_first_call", lambda: "first call")
         return ["--quick"]
     if name == "forecast":
-        monkeypatch.setattr(mod, "run_sweep", lambda *a, **k: Path("sweep-dir"))
+        (sweep_dir := doc_dir(mod) / "forecast-sweep").mkdir(exist_ok=True)
+        runs = [
+            {"status": "done", "values": {"recipe": "a"}},
+            {"status": "pending", "values": {"recipe": "b"}},
+        ]
+        (sweep_dir / "index.json").write_text(json.dumps({"runs": runs}))
+        monkeypatch.setattr(mod, "run_sweep", lambda *a, **k: sweep_dir)
         monkeypatch.setattr(mod, "tables", lambda d: ("| MSE |", ["ETTh1 dlinear H=96: 1 of 3 seeds"]))
         return ["--quick"]
     if name == "layers":

@@ -255,3 +255,11 @@ def test_slots_split_threads_and_deal_out_gpus(tmp_path, monkeypatch):
     assert all("CUDA_VISIBLE_DEVICES" not in s for s in cpu)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     assert cpu[0]["OMP_NUM_THREADS"] == str(max(1, cores // 2))
+
+
+def test_run_without_training_reports_what_is_there(tmp_path):
+    sweep = sweep_from_recipe(TOY, {"model.attention": ["se", "none"]}, seeds=[0], out=str(tmp_path / "sw"))
+    assert sweep.run(quiet=True, train=False) == {"pending": 2}
+    assert not (tmp_path / "sw" / "runs").exists()
+    rows = list(csv.DictReader((tmp_path / "sw" / "results.csv").open()))
+    assert [r["status"] for r in rows] == ["pending", "pending"]

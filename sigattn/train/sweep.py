@@ -317,8 +317,9 @@ class Sweep:
             r.status, r.error = ("done", None) if done else ("pending", prev.get("error"))
 
     # -------------------------------------------------------------------- run
-    def run(self, *, quiet: bool = False) -> dict[str, int]:
+    def run(self, *, quiet: bool = False, train: bool = True) -> dict[str, int]:
         """Run every unfinished run; write the index after each change and the results at the end.
+        ``train=False`` trains nothing: the results of the runs finished so far (the others pending).
 
         Returns the counts of runs per status."""
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -328,7 +329,7 @@ class Sweep:
         todo = [r for r in self.runs if r.status != "done"]
         say = (lambda m: None) if quiet else (lambda m: print(f"sigattn sweep: {m}", flush=True))
         say(f"{self.name}: {len(self.runs)} runs ({len(self.runs) - len(todo)} already done) -> {self.dir}")
-        if todo:
+        if todo and train:
             if self.spec.executor == "submitit":
                 self._run_submitit(todo, say)
             else:
