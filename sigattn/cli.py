@@ -100,7 +100,7 @@ def _cmd_sweep(a: argparse.Namespace) -> int:
         for r in sweep.runs:
             print(f"  {r.id}  {' '.join(r.overrides)}")
         return 0
-    counts = sweep.run(quiet=a.quiet)
+    counts = sweep.run(quiet=a.quiet, start="auto")  # this process has only read recipes: fork is safe
     return 1 if counts.get("failed") else 0
 
 

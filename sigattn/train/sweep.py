@@ -317,9 +317,11 @@ class Sweep:
             r.status, r.error = ("done", None) if done else ("pending", prev.get("error"))
 
     # -------------------------------------------------------------------- run
-    def run(self, *, quiet: bool = False, train: bool = True) -> dict[str, int]:
+    def run(self, *, quiet: bool = False, train: bool = True, start: str | None = None) -> dict[str, int]:
         """Run every unfinished run; write the index after each change and the results at the end.
         ``train=False`` trains nothing: the results of the runs finished so far (the others pending).
+        ``start``: how local workers start (see :func:`_start_context`; default ``$SIGATTN_SWEEP_START`` or
+        spawn); ``auto`` forks on a CPU-only Linux machine: only from a process that has computed nothing yet.
 
         Returns the counts of runs per status."""
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -333,7 +335,7 @@ class Sweep:
             if self.spec.executor == "submitit":
                 self._run_submitit(todo, say)
             else:
-                self._run_local(todo, say)
+                self._run_local(todo, say, start)
         counts: dict[str, int] = {}
         for r in self.runs:
             counts[r.status] = counts.get(r.status, 0) + 1
@@ -384,43 +386,55 @@ class Sweep:
             slots.append(e)
         return slots
 
-    def _run_local(self, todo: list[Run], say) -> None:
+    def _run_local(self, todo: list[Run], say, start: str | None = None) -> None:
         (self.dir / "locks").mkdir(exist_ok=True)
-        ctx = mp.get_context("spawn")
-        slots = self._slots()
-        pools = [
-            cf.ProcessPoolExecutor(1, mp_context=ctx, initializer=_init_worker, initargs=(e,)) for e in slots
-        ]
+        groups: dict[tuple, int] = {}  # slots with the same environment share one pool
+        for env in self._slots():
+            key = tuple(sorted(env.items()))
+            groups[key] = groups.get(key, 0) + 1
+        ctx = _start_context(any("CUDA_VISIBLE_DEVICES" in dict(k) for k in groups), start)
+
+        def pool(key: tuple) -> cf.ProcessPoolExecutor:
+            return cf.ProcessPoolExecutor(
+                groups[key], mp_context=ctx, initializer=_init_worker, initargs=(dict(key),)
+            )
+
+        keys = list(groups)
+        pools = [pool(k) for k in keys]
+        busy = [0] * len(pools)
         queue, running, done = list(todo), {}, 0
         for r in todo:
             r.status = "pending"
         try:
             while queue or running:
-                for i, pool in enumerate(pools):
-                    if queue and i not in {s for s, _ in running.values()}:
+                for i, p in enumerate(pools):
+                    while queue and busy[i] < groups[keys[i]]:
                         r = queue.pop(0)
                         r.status = "running"
-                        running[pool.submit(run_one, self._job(r))] = (i, r)
+                        running[p.submit(run_one, self._job(r))] = (i, r)
+                        busy[i] += 1
                         self.write_index()
                 finished, _ = cf.wait(list(running), return_when=cf.FIRST_COMPLETED)
                 for fut in finished:
                     i, r = running.pop(fut)
+                    busy[i] -= 1
                     try:
                         result = fut.result()
-                    except Exception as e:  # the worker process died (killed, out of memory, segfault)
+                    except Exception as e:  # a worker process died (killed, out of memory, segfault)
                         result = {
                             "status": "failed",
                             "error": f"worker process died: {type(e).__name__}: {e}",
                         }
-                        pools[i].shutdown(wait=False, cancel_futures=True)
-                        pools[i] = cf.ProcessPoolExecutor(
-                            1, mp_context=ctx, initializer=_init_worker, initargs=(slots[i],)
-                        )
+                        if not isinstance(e, cf.process.BrokenProcessPool):
+                            raise
+                        if pools[i]._broken:  # its other runs fail with it; rerunning the sweep retries them
+                            pools[i].shutdown(wait=False, cancel_futures=True)
+                            pools[i] = pool(keys[i])
                     done += 1
                     self._finished(r, result, done, len(todo), say)
         finally:
-            for pool in pools:
-                pool.shutdown(wait=True, cancel_futures=True)
+            for p in pools:
+                p.shutdown(wait=True, cancel_futures=True)
 
     def _run_submitit(self, todo: list[Run], say) -> None:
         try:
@@ -471,9 +485,37 @@ def _plain(spec: SweepSpec, sweep: Sweep) -> dict:
 
 
 # ------------------------------------------------------------------ workers
+def _start_context(gpus: bool, method: str | None = None) -> mp.context.BaseContext:
+    """How local workers start: ``method`` (else ``$SIGATTN_SWEEP_START``) = ``spawn`` (the default), ``fork``,
+    or ``auto`` (what ``sigattn sweep`` uses): fork on Linux without GPUs, else spawn. A forked worker starts with the sweep's
+    torch and sigattn already imported (spawn imports them again in every worker: seconds per sweep, most of
+    the machinery's overhead on short runs). Fork only from a process that has not computed anything yet: GNU
+    OpenMP (torch's CPU threads) is not fork-safe once used, and a forked CUDA state is unusable."""
+    method = method or os.environ.get("SIGATTN_SWEEP_START", "spawn")
+    if method == "auto":
+        fork_ok = sys.platform.startswith("linux") and not gpus and not _cuda_initialized()
+        method = "fork" if fork_ok else "spawn"
+    if method not in ("spawn", "fork", "forkserver"):
+        raise ConfigError(f"SIGATTN_SWEEP_START must be spawn, fork or auto, got {method!r}")
+    return mp.get_context(method)
+
+
+def _cuda_initialized() -> bool:
+    torch = sys.modules.get("torch")
+    return bool(torch is not None and torch.cuda.is_initialized())
+
+
 def _init_worker(env: dict[str, str]) -> None:
-    """A local worker: threads and devices set before torch loads; dies with the sweep (Linux)."""
+    """A local worker: threads and devices set before torch loads (spawn), or set on the loaded libraries
+    (fork); dies with the sweep (Linux)."""
     os.environ.update(env)
+    threads = int(env.get("SIGATTN_SWEEP_THREADS", "0") or 0)
+    if threads and "torch" in sys.modules:  # forked from the sweep: torch is loaded already
+        sys.modules["torch"].set_num_threads(threads)
+    if threads and "numba" in sys.modules:
+        numba = sys.modules["numba"]
+        with contextlib.suppress(ValueError):
+            numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError, AttributeError):
             import ctypes
