@@ -118,15 +118,17 @@ def _folds_arg(values: list[str] | None):
 
 
 def _cmd_results(a: argparse.Namespace) -> int:
+    from sigattn.train.config import ConfigError
     from sigattn.train.results import write_results
-    from sigattn.train.sweep import parse_axis
 
     baseline = None
     if a.baseline:
         baseline = {}
         for text in a.baseline:
-            key, values = parse_axis(text)
-            baseline[key] = values[0]
+            key, sep, value = text.partition("=")
+            if not sep or not key.strip():
+                raise ConfigError(f"--baseline {text!r} is not of the form key=value")
+            baseline[key.strip()] = value.strip()  # matched against the axis values as text (96 = "96")
     path = write_results(a.sweep_dir, baseline=baseline, metrics=a.metrics)
     print(path.read_text())
     return 0
@@ -297,7 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run every combination of a sweep file's axes (or of --axis on a RECIPE) and seeds, each an "
         "ordinary run folder under <out_dir>/sweeps/<name>/runs/, N at a time; rerunning skips finished runs and "
         "resumes or retries the others. Ends with results.csv and results.md (mean +- std per cell, paired "
-        "differences against the baseline).\n\nExamples:\n  sigattn sweep sweeps/toy_attention.yaml\n  "
+        "differences against the baseline).\n\nExamples:\n  sigattn sweep sweeps/forecast_long_term.yaml\n  "
         "sigattn sweep recipes/toy.yaml --axis model.attention=se,eca,none --seeds 0 1 2 --parallel 2 "
         "trainer.epochs=3",
     )  # fmt: skip

@@ -429,3 +429,45 @@ def test_split_sizes_and_bookkeeping_are_columns_not_reported_metrics(sweep):
     assert res.metrics == ["test/mse", "test/mae", "test/acc"]
     assert "test/n" in res.frame.columns
     assert "repeats `fold`" not in results_markdown(res)  # no folds in this sweep: not listed as null
+
+
+def test_with_folds_and_seeds_the_test_unit_is_the_fold(tmp_path):
+    # 3 folds x 2 seeds: seeds of one fold share its test set, so the t-test runs over the 3 fold means
+    vals = {  # (fold, seed) -> (cell "a", baseline "b")
+        (0, 0): (0.70, 0.60), (0, 1): (0.74, 0.62),
+        (1, 0): (0.65, 0.61), (1, 1): (0.69, 0.59),
+        (2, 0): (0.80, 0.70), (2, 1): (0.78, 0.72),
+    }  # fmt: skip
+    runs = []
+    for (fold, seed), pair in vals.items():
+        for name, acc in zip(("a", "b"), pair, strict=True):
+            rid = f"{name}{fold}{seed}"
+            runs.append(
+                _write_run(
+                    tmp_path, rid, {"model": name, "seed": seed, "fold": fold}, metrics={"test/acc": acc}
+                )
+            )
+    index = {
+        "name": "f",
+        "axes": ["model"],
+        "repeat_axes": ["seed", "fold"],
+        "baseline": {"model": "b"},
+        "runs": runs,
+    }
+    (tmp_path / "index.json").write_text(json.dumps(index))
+    c = next(c for c in analyze(tmp_path).comparisons if c.metric == "test/acc")
+    fa = [np.mean([vals[(f, s)][0] for s in (0, 1)]) for f in range(3)]
+    fb = [np.mean([vals[(f, s)][1] for s in (0, 1)]) for f in range(3)]
+    ref = stats.ttest_rel(fa, fb)
+    assert c.n_pairs == 6 and "3 folds" in c.note
+    assert c.p == pytest.approx(ref.pvalue, rel=1e-12) and c.t == pytest.approx(ref.statistic, rel=1e-12)
+    assert c.p != pytest.approx(stats.ttest_rel(*zip(*vals.values())).pvalue)  # not the 6 pseudo-pairs
+
+
+def test_a_run_folder_with_metrics_is_done_whatever_the_index_says(tmp_path):
+    # the sweep died while the run went on to finish: the folder, not the stale index, decides
+    runs = [_write_run(tmp_path, "r1", {"m": "x", "seed": 0, "fold": None}, "running", metrics={"test/acc": 0.5}),
+            _write_run(tmp_path, "r2", {"m": "x", "seed": 1, "fold": None}, "running")]  # fmt: skip
+    (tmp_path / "index.json").write_text(json.dumps({"name": "s", "axes": ["m"], "runs": runs}))
+    frame = collect(tmp_path)
+    assert list(frame["status"]) == ["done", "running"] and frame["test/acc"].iloc[0] == 0.5

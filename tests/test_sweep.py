@@ -101,6 +101,10 @@ def test_failed_run_is_recorded_and_the_sweep_goes_on(tmp_path):
     # the table has both runs: the failed one with its status and no metrics
     rows = list(csv.DictReader((tmp_path / "sw" / "results.csv").open()))
     assert sorted(r["status"] for r in rows) == ["done", "failed"]
+    # the tables again, against a baseline given as text on the command line
+    assert cli(["results", str(tmp_path / "sw"), "--baseline", "optim.lr=0.01"]) == 0
+    assert "optim.lr=0.01" in (tmp_path / "sw" / "results.md").read_text()
+    assert cli(["results", str(tmp_path / "sw"), "--baseline", "optim.lr"]) == 2
 
 
 def _sweep_proc(sweep_file: Path, out: Path, log) -> subprocess.Popen:
@@ -163,6 +167,12 @@ def test_sigkilled_sweep_resumes_without_rerunning_finished_runs(tmp_path):
     assert 1 <= len(finished) < 4
     for lock in out.glob("locks/*.lock"):
         _wait_unlocked(lock)
+    # the interrupted run (SIGTERM from the dying sweep: it checkpointed its step) and what it had trained
+    partial = {
+        p.parent.name: p.read_text().splitlines()
+        for p in out.glob("runs/*/steps.csv")
+        if p.parent.name not in finished and any(p.parent.glob("checkpoints/step-*.ckpt"))
+    }
     # the rerun: finished runs untouched, the others done (the interrupted one resumed)
     with open(tmp_path / "second.log", "w") as log:
         proc = _sweep_proc(sweep_file, out, log)
@@ -178,6 +188,10 @@ def test_sigkilled_sweep_resumes_without_rerunning_finished_runs(tmp_path):
     for r in index["runs"]:
         steps = [int(row["step"]) for row in csv.DictReader((out / r["dir"] / "steps.csv").open())]
         assert steps == list(range(1, len(steps) + 1)) and _metrics(out / r["dir"])["epochs"] == 6
+    # a resumed run continued its steps.csv (the rows it had are still there), it did not start over
+    for name, rows in partial.items():
+        assert (out / "runs" / name / "steps.csv").read_text().splitlines()[: len(rows)] == rows
+        assert (out / "runs" / name / "sweep.log").read_text().count("=== ") == 2
     # the results table holds exactly the run folders' metrics
     rows = {row["id"]: row for row in csv.DictReader((out / "results.csv").open())}
     assert set(rows) == {r["id"] for r in index["runs"]}
@@ -263,3 +277,16 @@ def test_run_without_training_reports_what_is_there(tmp_path):
     assert not (tmp_path / "sw" / "runs").exists()
     rows = list(csv.DictReader((tmp_path / "sw" / "results.csv").open()))
     assert [r["status"] for r in rows] == ["pending", "pending"]
+
+
+def test_a_dead_worker_is_retried_once_then_recorded(tmp_path, monkeypatch):
+    # every attempt of this run SIGKILLs its own worker at step 2 (before any checkpoint): the sweep starts a
+    # fresh worker, tries once more, then records the run as failed and goes on
+    from sigattn.train.trainer import KILL_ENV
+
+    monkeypatch.setenv(KILL_ENV, "2")
+    sweep = sweep_from_recipe(TOY, {}, seeds=[0], overrides=dict(FAST), out=str(tmp_path / "sw"), threads=1)
+    assert sweep.run(quiet=True) == {"failed": 1}
+    run = json.loads((tmp_path / "sw" / "index.json").read_text())["runs"][0]
+    assert run["status"] == "failed" and "worker process died (twice)" in run["error"]
+    assert (tmp_path / "sw" / run["dir"] / "sweep.log").read_text().count("=== ") == 2

@@ -275,11 +275,14 @@ def _gather(sweep_dir: Path, index: dict) -> tuple[list[dict[str, Any]], list[st
             row[a] = _tidy(values.get(a))
         row["seconds"] = float(run["seconds"]) if isinstance(run.get("seconds"), (int, float)) else math.nan
         row["error"] = run.get("error")
-        if status == "done":
-            metrics, why = _read_metrics(_run_dir(sweep_dir, run) / "metrics.json")
+        path = _run_dir(sweep_dir, run) / "metrics.json"
+        if status == "done" or path.is_file():  # the folder decides: a run that finished after its sweep died
+            metrics, why = _read_metrics(path)
             if metrics is None:
-                row["status"], row["error"] = "missing", why
+                if status == "done":
+                    row["status"], row["error"] = "missing", why
             else:
+                row["status"], row["error"] = "done", None
                 for k, v in metrics.items():
                     col = _metric_column(k, base)
                     metric_cols[col] = None
@@ -359,7 +362,7 @@ class Comparison:
     left_out: int = 0  # runs with a value, in either cell, whose repeat has no partner
     left_out_ids: list[str] = field(default_factory=list)
     pairs: list[tuple[Any, float, float]] = field(default_factory=list)  # (repeat key, cell, baseline)
-    note: str = ""  # why there is no p-value where there are 2+ pairs
+    note: str = ""  # why there is no p-value where there are 2+ pairs, or what its unit is (folds)
 
 
 @dataclass
@@ -498,10 +501,21 @@ def _compare(
     c.mean_diff = float((a - b).mean())
     c.baseline_mean = float(b.mean())
     c.rel_diff_pct = 100.0 * c.mean_diff / c.baseline_mean if c.baseline_mean != 0 else math.nan
+    if "fold" in repeat_axes:
+        # seeds of one fold share its test set: not independent pairs. The unit of the test is the fold
+        # (its seeds averaged), as soon as some fold holds more than one pair.
+        at = repeat_axes.index("fold")
+        by_fold: dict[Any, list[int]] = {}
+        for j, (k, _, _) in enumerate(c.pairs):
+            by_fold.setdefault(k[at], []).append(j)
+        if len(by_fold) > 1 and len(by_fold) < len(c.pairs):
+            a = np.array([a[js].mean() for js in by_fold.values()])
+            b = np.array([b[js].mean() for js in by_fold.values()])
+            c.note = f"tested over {len(by_fold)} folds, each the mean of its seeds (they share its test set)"
     d = a - b
-    if c.n_pairs >= 2 and np.ptp(d) <= 1e-12 * np.abs(d).max():
+    if len(d) >= 2 and np.ptp(d) <= 1e-12 * np.abs(d).max():
         c.note = "all differences equal: no t-test"  # sd(d) is 0 up to rounding; t would be huge or NaN
-    elif c.n_pairs >= 2:
+    elif len(d) >= 2:
         import warnings
 
         from scipy import stats
@@ -889,7 +903,11 @@ def results_markdown(res: SweepResults) -> str:
                 verdict = _DASH
                 if c.n_pairs and mode and c.mean_diff != 0:
                     verdict = "better" if (c.mean_diff < 0) == (mode == "min") else "worse"
-                p_text = f"{_DASH} ({c.note})" if c.note else _g(c.p)
+                p_text = (
+                    f"{_g(c.p)} ({c.note})"
+                    if c.note and not math.isnan(c.p)
+                    else (f"{_DASH} ({c.note})" if c.note else _g(c.p))
+                )
                 nums = [_g(c.mean_diff), _g(c.rel_diff_pct), str(c.n_pairs), _g(c.t), p_text]
                 rows.append(row + nums + [str(c.left_out), verdict])
             parts += [f"### {m} ({_mode_words(mode)})", ""]

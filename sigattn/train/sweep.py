@@ -32,10 +32,11 @@ overrides, so the same run always lands in the same folder. Rerunning the sweep 
 failed run is recorded in the index and the sweep goes on. At the end :func:`sigattn.train.results.write_results`
 writes ``results.csv`` and ``results.md``.
 
-Local runs: a pool of worker processes (one per slot; each imports torch once and runs one run at a time,
-with its threads and devices set before torch loads). A worker dies with the sweep (Linux: the parent's death
-sends it SIGTERM, so the run checkpoints its current step and stops); a lock file per run keeps two sweeps
-from training the same run at once. Clusters: ``executor: submitit`` submits each run as a job through
+Local runs: worker processes, ``parallel`` of them, each running one run at a time with its threads and GPUs
+(forked with torch loaded by ``sigattn sweep`` on a CPU-only Linux machine, else spawned). A worker dies with
+the sweep (Linux: the parent's death sends it SIGTERM, so the run checkpoints its current step and stops); a
+worker that dies itself has its run retried once; a lock file per run keeps two local sweeps from training the
+same run at once. Clusters: ``executor: submitit`` submits each run as a job through
 submitit (the de-facto scheduler layer of PyTorch research code, also used by Hydra's launcher), with its
 ``AutoExecutor`` parameters from the ``submitit`` mapping; ``cluster: local`` or ``debug`` run the same
 submission path on this machine.
@@ -298,7 +299,7 @@ class Sweep:
 
     def write_index(self) -> None:
         path = self.dir / "index.json"
-        tmp = path.with_name("index.json.tmp")
+        tmp = path.with_name(f"index.json.{os.getpid()}.tmp")  # two sweeps on one folder never share it
         tmp.write_text(json.dumps(self.index(), indent=1))
         os.replace(tmp, path)  # atomic: a reader (or a killed sweep) never sees half a file
 
@@ -312,8 +313,8 @@ class Sweep:
                 old = {r["id"]: r for r in json.loads(idx.read_text()).get("runs", [])}
         for r in self.runs:
             prev = old.get(r.id, {})
-            r.seconds = prev.get("seconds")
-            done = (self.dir / r.dir / "metrics.json").is_file()
+            r.seconds, r.job_id = prev.get("seconds"), prev.get("job_id")
+            done = _is_finished(self.dir / r.dir)
             r.status, r.error = ("done", None) if done else ("pending", prev.get("error"))
 
     # -------------------------------------------------------------------- run
@@ -352,8 +353,10 @@ class Sweep:
         return counts
 
     def _job(self, r: Run) -> dict:
+        # "started" is decided here, once: the ranks of a multi-task job must not each look for themselves
         return {"recipe": r.recipe, "overrides": r.overrides, "dir": str(self.dir / r.dir), "id": r.id,
-                "lock": str(self.dir / "locks" / f"{r.id}.lock"), "nproc": self.spec.gpus_per_run}  # fmt: skip
+                "lock": str(self.dir / "locks" / f"{r.id}.lock"), "nproc": self.spec.gpus_per_run,
+                "started": (self.dir / r.dir / "config.yaml").is_file()}  # fmt: skip
 
     def _finished(self, r: Run, result: dict, done: int, total: int, say) -> None:
         r.status, r.error, r.seconds = result["status"], result.get("error"), result.get("seconds")
@@ -370,12 +373,17 @@ class Sweep:
         threads = spec.threads or max(1, cores // spec.parallel)
         env = {k: str(threads) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")}
         env["SIGATTN_SWEEP_THREADS"] = str(threads)
+        env["SIGATTN_SWEEP_PID"] = str(os.getpid())
         devices = list(spec.devices or [])
         if not devices and os.environ.get("CUDA_VISIBLE_DEVICES", None) != "":
             import torch
 
             devices = list(range(torch.cuda.device_count()))  # NVML: no CUDA context in this process
         g = spec.gpus_per_run
+        if devices and g > len(devices):
+            raise ConfigError(
+                f"gpus_per_run={g} but only {len(devices)} GPU(s) are visible or listed in 'devices'"
+            )
         slots = []
         for i in range(spec.parallel):
             e = dict(env)
@@ -403,6 +411,7 @@ class Sweep:
         pools = [pool(k) for k in keys]
         busy = [0] * len(pools)
         queue, running, done = list(todo), {}, 0
+        retried: set[str] = set()
         for r in todo:
             r.status = "pending"
         try:
@@ -420,16 +429,20 @@ class Sweep:
                     busy[i] -= 1
                     try:
                         result = fut.result()
-                    except Exception as e:  # a worker process died (killed, out of memory, segfault)
-                        result = {
-                            "status": "failed",
-                            "error": f"worker process died: {type(e).__name__}: {e}",
-                        }
-                        if not isinstance(e, cf.process.BrokenProcessPool):
-                            raise
-                        if pools[i]._broken:  # its other runs fail with it; rerunning the sweep retries them
+                    except (
+                        cf.process.BrokenProcessPool
+                    ) as e:  # a worker died (killed, out of memory, segfault)
+                        if pools[i]._broken:  # the pool's other runs fail with it: a fresh pool for the rest
                             pools[i].shutdown(wait=False, cancel_futures=True)
                             pools[i] = pool(keys[i])
+                        if (
+                            r.id not in retried
+                        ):  # which of the pool's runs killed it is unknown: each once more
+                            retried.add(r.id)
+                            r.status = "pending"
+                            queue.insert(0, r)
+                            continue
+                        result = {"status": "failed", "error": f"worker process died (twice): {e}"}
                     done += 1
                     self._finished(r, result, done, len(todo), say)
         finally:
@@ -485,6 +498,22 @@ def _plain(spec: SweepSpec, sweep: Sweep) -> dict:
 
 
 # ------------------------------------------------------------------ workers
+def _die_with_parent() -> None:
+    """In a child process (Linux): SIGTERM when the process that started it dies."""
+    import ctypes
+    import signal
+
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _is_finished(run_dir: Path) -> bool:
+    """A run is finished when its metrics.json (written by the Trainer as its last result) reads as JSON."""
+    try:
+        return isinstance(json.loads((run_dir / "metrics.json").read_text()), dict)
+    except (OSError, ValueError):
+        return False
+
+
 def _start_context(gpus: bool, method: str | None = None) -> mp.context.BaseContext:
     """How local workers start: ``method`` (else ``$SIGATTN_SWEEP_START``) = ``spawn`` (the default), ``fork``,
     or ``auto`` (what ``sigattn sweep`` uses): fork on Linux without GPUs, else spawn. A forked worker starts with the sweep's
@@ -496,7 +525,7 @@ def _start_context(gpus: bool, method: str | None = None) -> mp.context.BaseCont
         fork_ok = sys.platform.startswith("linux") and not gpus and not _cuda_initialized()
         method = "fork" if fork_ok else "spawn"
     if method not in ("spawn", "fork", "forkserver"):
-        raise ConfigError(f"SIGATTN_SWEEP_START must be spawn, fork or auto, got {method!r}")
+        raise ConfigError(f"sweep start method must be spawn, fork, forkserver or auto, got {method!r}")
     return mp.get_context(method)
 
 
@@ -518,11 +547,10 @@ def _init_worker(env: dict[str, str]) -> None:
             numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError, AttributeError):
-            import ctypes
             import signal
 
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-            if os.getppid() == 1:  # the sweep died before prctl took effect
+            _die_with_parent()
+            if str(os.getppid()) != env.get("SIGATTN_SWEEP_PID", str(os.getppid())):  # the sweep died already
                 os.kill(os.getpid(), signal.SIGTERM)
 
 
@@ -555,7 +583,7 @@ def run_one(job: dict) -> dict:
     """Train (or resume, or skip) one run of a sweep; returns ``{"status", "error", "seconds"}``, never raises
     for a failed run. Runs in a sweep worker, a submitit job, or in process."""
     run_dir = Path(job["dir"])
-    if (run_dir / "metrics.json").is_file():
+    if _is_finished(run_dir):
         return {"status": "done", "error": None, "seconds": 0.0}
     run_dir.mkdir(parents=True, exist_ok=True)
     lock = None
@@ -567,7 +595,10 @@ def run_one(job: dict) -> dict:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             lock.close()
-            return {"status": "failed", "error": "another process is training this run (its lock is held)"}
+            return {"status": "running", "error": "another process is training this run (its lock is held)"}
+        if _is_finished(run_dir):  # finished while this process waited for its turn
+            lock.close()
+            return {"status": "done", "error": None, "seconds": 0.0}
     t0 = time.perf_counter()
     try:
         with _output_to(run_dir / "sweep.log"):
@@ -591,7 +622,7 @@ def _train(job: dict, run_dir: Path) -> None:
     overrides = list(job["overrides"])
     if threads and not any(o.startswith("trainer.num_threads=") for o in overrides):
         overrides.append(f"trainer.num_threads={threads}")
-    started = (run_dir / "config.yaml").is_file()
+    started = job.get("started", (run_dir / "config.yaml").is_file())
     if job.get("nproc", 1) > 1 and not job.get("submitit"):
         import subprocess
 
@@ -602,12 +633,28 @@ def _train(job: dict, run_dir: Path) -> None:
             if started
             else [job["recipe"], "--run-dir", str(run_dir), *overrides]
         )
-        subprocess.run(cmd, check=True)
+        # torchrun dies with this worker (which dies with the sweep): no DDP job trains on unowned
+        proc = subprocess.Popen(
+            cmd, preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None
+        )
+        try:
+            rc = proc.wait()
+        finally:
+            if proc.poll() is None:
+                proc.terminate()
+        if rc:
+            raise RuntimeError(f"torchrun exited with {rc}; the ranks' errors are in {run_dir / 'sweep.log'}")
         return
-    if job.get("submitit") and int(os.environ.get("SLURM_NTASKS", "1")) > 1:
+    if job.get("submitit"):
+        import signal
+
         import submitit
 
-        submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
+        # SLURM warns of a time limit or preemption with USR2 (submitit asks for it): stop as on SIGTERM, so
+        # the trainer checkpoints its current step; rerunning the sweep resumes the run from there
+        signal.signal(signal.SIGUSR2, lambda *_: os.kill(os.getpid(), signal.SIGTERM))
+        if submitit.JobEnvironment().num_tasks > 1:  # one task per GPU: join them into one DDP group
+            submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
     from sigattn.train.config import apply_overrides, recipe_from_dict
     from sigattn.train.trainer import Trainer
 

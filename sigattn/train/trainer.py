@@ -692,7 +692,9 @@ class Trainer:
                     "train_seconds": seconds}  # fmt: skip
         self.metrics, self.model = metrics, model
         if self.main:
-            (self.run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+            tmp = self.run_dir / f"metrics.json.{os.getpid()}.tmp"
+            tmp.write_text(json.dumps(metrics, indent=2))
+            os.replace(tmp, self.run_dir / "metrics.json")  # atomic: a sweep reads it as "this run finished"
             plots = []
             curves = plot_curves(CSVLog(self.run_dir / "steps.csv").read(), self.epoch_rows,
                                  self.run_dir / "plots" / "training_curves.png", self.monitor)  # fmt: skip
