@@ -109,7 +109,7 @@ def tables(sweep_dir: Path) -> tuple[str, list[str]]:
             for s in ("cd", "ccm"):
                 cmp = comp.get((label if not single else None, h, s))
                 row.append(
-                    f"{cmp.rel_diff_pct:+.1f}% (p={cmp.p:.2f})"
+                    f"{cmp.rel_diff_pct:+.1f}% (p{'<0.01' if cmp.p < 0.01 else f'={cmp.p:.2f}'})"
                     if cmp and cmp.n_pairs and not math.isnan(cmp.p)
                     else (f"{cmp.rel_diff_pct:+.1f}%" if cmp and cmp.n_pairs else "–")
                 )
