@@ -62,6 +62,29 @@ def sweep_parser(doc: str, quick_help: str, sweep: Path) -> argparse.ArgumentPar
     return add_write_flag(ap)
 
 
+def sweep_time(sweep_dir: Path) -> str:
+    """How long the sweep's finished runs took to train, from its index.json (each run's seconds in its worker):
+    the sum, and that sum over the sweep's parallelism (about the wall time on an otherwise idle machine)."""
+    import json
+
+    try:
+        index = json.loads((Path(sweep_dir) / "index.json").read_text())
+    except (OSError, ValueError):
+        return "its run index is unreadable"
+    seconds = [r["seconds"] for r in index["runs"] if r["status"] == "done" and r.get("seconds")]
+    parallel = 1
+    spec = Path(sweep_dir) / "sweep.yaml"
+    if spec.is_file():
+        import yaml
+
+        parallel = int((yaml.safe_load(spec.read_text()) or {}).get("parallel", 1))
+    total = sum(seconds)
+    return (
+        f"its {len(seconds)} finished runs trained in {total / 60:.0f} min of worker time, about "
+        f"{total / parallel / 60:.0f} min of wall time at {parallel} runs at a time"
+    )
+
+
 def publish(name: str, markdown: str, write: bool, doc: Path | None = None) -> Path | None:
     """Print ``markdown``; with ``write``, replace the section ``name`` of ``doc`` (docs/benchmarks.md) too.
 

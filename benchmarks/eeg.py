@@ -28,7 +28,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._report import machine, markdown_table, publish, sweep_parser  # noqa: E402
+from benchmarks._report import machine, markdown_table, publish, sweep_parser, sweep_time  # noqa: E402
 from sigattn.data_paths import shared_data_dir  # noqa: E402
 
 SWEEP = ROOT / "sweeps" / "eeg_motor_imagery.yaml"
@@ -304,7 +304,8 @@ def main(argv: list[str] | None = None) -> str | None:
     repeats = "1 run" if a.quick else "5 x 3 = 15 runs"
     md = (
         "## EEG motor imagery (eegmmidb S001, left vs right imagined fist)\n\n"
-        f"Machine: {machine()}; sweep + CSP+LDA: {elapsed:.0f} s (a rerun over a finished sweep only redraws). "
+        f"Machine: {machine()}; sweep + CSP+LDA: {elapsed:.0f} s (a rerun over a finished sweep only redraws); "
+        f"{sweep_time(sweep.dir)}. "
         f"Command: `python benchmarks/eeg.py{' --quick' if a.quick else ''}` (the networks are the sweep "
         f"`sigattn sweep {rel}`; per-run tables and plots in its results.md).\n\n"
         f"{quick}Protocol: recipe eegmmidb_lr.yaml ({about}), within-subject chronological 5-fold CV (KFold "

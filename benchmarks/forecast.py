@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._report import machine, markdown_table, publish, sweep_parser  # noqa: E402
+from benchmarks._report import machine, markdown_table, publish, sweep_parser, sweep_time  # noqa: E402
 
 SWEEP = ROOT / "sweeps" / "forecast_long_term.yaml"
 # Reference sheet section 7: iTransformer (ICLR 2024) Table 10 values via OLinear Table 15, lookback 96.
@@ -160,8 +160,8 @@ def main(argv: list[str] | None = None) -> str:
     md = (
         "## Forecasting: CI vs CD vs CCM (lookback 96)\n\n"
         f"Machine: {machine()}; this command: {time.perf_counter() - t0:.0f} s (a rerun over a finished sweep only "
-        f"redraws). Command: `python benchmarks/forecast.py{' --quick' if a.quick else ''}` (the sweep "
-        f"`sigattn sweep {rel}`; per-run tables and plots in its results.md).\n\n"
+        f"redraws); {sweep_time(sweep_dir)}. Command: `python benchmarks/forecast.py{' --quick' if a.quick else ''}` "
+        f"(the sweep `sigattn sweep {rel}`; per-run tables and plots in its results.md).\n\n"
         "Each cell: test MSE on the normalised scale, mean ± std over seeds 0-2, every test window. Protocol: the "
         "recipes' (TSLib: ETTh1 12/4/4 months, exchange_rate 70/10/20; scaler fit on train; Adam, batch 32, lr "
         "halved every epoch, early stopping on validation MSE with patience 3, best-validation weights tested). "

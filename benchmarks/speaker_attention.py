@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._report import machine, markdown_table, publish, sweep_parser  # noqa: E402
+from benchmarks._report import machine, markdown_table, publish, sweep_parser, sweep_time  # noqa: E402
 
 SWEEP = ROOT / "sweeps" / "speaker_attention.yaml"
 ATTENTIONS = ("none", "se", "eca", "cbam")
@@ -243,7 +243,7 @@ def main(argv: list[str] | None = None) -> str:
             else ""
         )
         + f"Machine: {machine()}; this command: {t2 - t0:.0f} s, of which the sweep {t1 - t0:.0f} s (a rerun over a "
-        f"finished sweep only redraws) and the no-learning baseline {t2 - t1:.0f} s. Command: "
+        f"finished sweep only redraws) and the no-learning baseline {t2 - t1:.0f} s; {sweep_time(sweep_dir)}. Command: "
         f"`python benchmarks/speaker_attention.py{' --quick' if a.quick else ''}` (the sweep `sigattn sweep {rel}`; "
         "per-run tables in its results.md).\n\n"
         "Recipe `recipes/speaker_verification/librispeech_smoke.yaml`: ECAPA-TDNN C=128 (MFA 384, 128-d), AAM "
